@@ -1,0 +1,1 @@
+"""QueryBuilder queries, plots and exports over aiida-rlpath provenance graphs."""

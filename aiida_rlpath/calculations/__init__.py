@@ -1,0 +1,1 @@
+"""Calculation processes of aiida-rlpath: seeded calcfunctions and CalcJobs."""

@@ -1,0 +1,1 @@
+"""Seeded calcfunctions wrapping the physics core and the RL transition functions."""

@@ -1,0 +1,23 @@
+"""The ``aiida-rlpath`` console script, built on AiiDA's ``VerdiCommandGroup``.
+
+Every sub-command that reads or writes the provenance graph runs on the profile given with ``-p/--profile``
+(default: AiiDA's default profile); ``setup`` creates the embedded profile when there is none.
+"""
+
+import click
+from aiida.cmdline.groups import VerdiCommandGroup
+from aiida.cmdline.params import options, types
+
+
+@click.group('aiida-rlpath', cls=VerdiCommandGroup, context_settings={'help_option_names': ['-h', '--help']})
+@options.PROFILE(type=types.ProfileParamType(), expose_value=False)
+@click.version_option(package_name='aiida-rlpath', prog_name='aiida-rlpath')
+def cmd_root():
+    """aiida-rlpath: RL discovery of rare-event atomistic pathways with full AiiDA provenance."""
+
+
+from .setup import cmd_setup  # noqa: E402
+from .status import cmd_status  # noqa: E402
+
+cmd_root.add_command(cmd_setup)
+cmd_root.add_command(cmd_status)

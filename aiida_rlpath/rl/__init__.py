@@ -1,0 +1,1 @@
+"""Models (torch + e3nn) and RL algorithms; no AiiDA import."""

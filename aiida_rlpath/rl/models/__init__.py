@@ -1,0 +1,1 @@
+"""Equivariant policies and value networks."""
