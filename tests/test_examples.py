@@ -1,0 +1,33 @@
+"""The scripts in examples/ run under `verdi run` on the test profile and give physical answers."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).parent.parent / 'examples'
+
+
+def test_si_tersoff_energy_example_under_verdi_run(aiida_profile):
+    verdi = pathlib.Path(sys.executable).parent / 'verdi'
+    completed = subprocess.run(
+        [str(verdi), '-p', aiida_profile.name, 'run', str(EXAMPLES / 'si_tersoff_energy.py'), '5.432'],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    match = re.search(r'E = (-?\d+\.\d+) eV/atom\s+\(calcfunction PK (\d+)', completed.stdout)
+    assert match, completed.stdout
+    assert float(match.group(1)) == pytest.approx(-4.63, abs=0.01)
+
+    from aiida.orm import load_node
+
+    node = load_node(int(match.group(2)))
+    assert node.is_finished_ok
+    assert node.outputs.result.value == pytest.approx(float(match.group(1)), abs=1e-4)
+    assert node.inputs.lattice_constant.value == pytest.approx(5.432)
