@@ -43,6 +43,7 @@ def lmp_code(aiida_profile, tmp_path_factory):
     report = SetupReport(
         profile=aiida_profile.name,
         profile_created=False,
+        config_dir=os.environ['AIIDA_PATH'],
         storage_backend=aiida_profile.storage_backend,
         broker_backend=aiida_profile.process_control_backend,
         default_profile=aiida_profile.name,

@@ -87,6 +87,7 @@ def test_setup_creates_everything_then_is_idempotent(isolated_config):
 
     first = json.loads(_invoke(['setup', '--json']).output.strip().splitlines()[-1])
     assert first['profile'] == 'rlpath'
+    assert first['config_dir'] == str(isolated_config.dirpath)
     assert first['profile_created'] is True
     assert first['storage_backend'] == 'core.sqlite_dos'
     assert first['broker_backend'] == 'core.zeromq'

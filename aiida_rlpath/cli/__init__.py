@@ -4,9 +4,14 @@ Every sub-command that reads or writes the provenance graph runs on the profile 
 (default: AiiDA's default profile); ``setup`` creates the embedded profile when there is none.
 """
 
-import click
-from aiida.cmdline.groups import VerdiCommandGroup
-from aiida.cmdline.params import options, types
+import warnings
+
+# aiida warns when it creates its configuration folder on import; `setup` reports the folder it uses instead.
+warnings.filterwarnings('ignore', message='Creating AiiDA configuration folder', category=UserWarning)
+
+import click  # noqa: E402
+from aiida.cmdline.groups import VerdiCommandGroup  # noqa: E402
+from aiida.cmdline.params import options, types  # noqa: E402
 
 
 @click.group('aiida-rlpath', cls=VerdiCommandGroup, context_settings={'help_option_names': ['-h', '--help']})

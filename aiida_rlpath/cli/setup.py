@@ -21,6 +21,7 @@ class SetupReport:
 
     profile: str
     profile_created: bool
+    config_dir: str
     storage_backend: str
     broker_backend: str | None
     default_profile: str | None
@@ -61,6 +62,7 @@ def _ensure_profile(config, name: str, email: str, force: bool) -> SetupReport:
     report = SetupReport(
         profile=name,
         profile_created=created,
+        config_dir=str(config.dirpath),
         storage_backend=profile.storage_backend,
         broker_backend=profile.process_control_backend,
         default_profile=previous_default,
@@ -175,6 +177,7 @@ def provision_loaded_profile(report: SetupReport, workdir: pathlib.Path, force: 
 
 
 def _echo_report(report: SetupReport) -> None:
+    echo.echo_report(f'AiiDA configuration folder: {report.config_dir}')
     verb = 'Created' if report.profile_created else 'Found'
     echo.echo_success(
         f'{verb} profile `{report.profile}` (storage {report.storage_backend}, broker {report.broker_backend})'
