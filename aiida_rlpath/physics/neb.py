@@ -1,0 +1,233 @@
+"""Minimum-energy paths and barriers by (climbing-image) NEB, with a cheap pre-screen.
+
+All energies are in eV, forces in eV/Å. Failures (a calculator error, lost atoms, exploding energies, no
+convergence) come back as a result with ``converged=False`` and ``error`` set, never as an exception.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import typing as t
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from ase.mep import NEB
+
+from .pes import PESSpec
+from .relax import count_force_calls
+
+__all__ = ('BarrierResult', 'NEBResult', 'barrier', 'interpolated_profile', 'neb')
+
+
+@dataclasses.dataclass
+class NEBResult:
+    """A band between two minima.
+
+    :param forward_barrier: max image energy − initial energy, eV.
+    :param backward_barrier: max image energy − final energy, eV.
+    :param energies: image energies along the band, eV (initial and final included).
+    :param images: the band's structures (calculators detached).
+    :param force_calls: energy+force evaluations spent (end points included).
+    :param steps: optimizer steps.
+    :param converged: the band reached ``fmax`` within ``max_steps`` with no error.
+    :param method: what produced the numbers: ``'ci-neb'``, ``'neb'`` or ``'interpolation'``.
+    :param error: why the band failed, or ``None``.
+    """
+
+    forward_barrier: float
+    backward_barrier: float
+    energies: list[float]
+    images: list[Atoms]
+    force_calls: int
+    steps: int
+    converged: bool
+    method: str
+    error: str | None = None
+
+    @property
+    def saddle_index(self) -> int:
+        """Index of the highest image."""
+        return int(np.nanargmax(self.energies)) if self.energies else 0
+
+
+def _calculator(pes: PESSpec | Calculator, atoms: Atoms) -> Calculator:
+    return pes.calculator(atoms.get_chemical_symbols()) if isinstance(pes, PESSpec) else pes
+
+
+class _ImageCalculator(Calculator):
+    """One image's view of a shared backend: caches its own energy and forces.
+
+    ASE's NEB asks every image for its energy, then for its forces; one shared calculator would forget image
+    i while computing image i+1 and evaluate everything twice. A proxy per image evaluates each geometry once
+    (one LAMMPS instance, however many images).
+    """
+
+    implemented_properties: t.ClassVar[list[str]] = ['energy', 'free_energy', 'forces']
+
+    def __init__(self, backend: Calculator):
+        super().__init__()
+        self.backend = backend
+
+    def calculate(self, atoms=None, properties=('energy',), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        probe = self.atoms.copy()
+        probe.calc = self.backend
+        energy = float(probe.get_potential_energy())
+        self.results = {'energy': energy, 'free_energy': energy, 'forces': probe.get_forces(apply_constraint=False)}
+
+
+def _make_band(initial: Atoms, final: Atoms, n_images: int, interpolation: str) -> list[Atoms]:
+    images = [initial.copy()] + [initial.copy() for _ in range(n_images)] + [final.copy()]
+    band = NEB(images, method='improvedtangent')
+    band.interpolate(method=interpolation, mic=True, apply_constraint=False)
+    return images
+
+
+def _failed(method: str, error: str, calls: int, steps: int, images: list[Atoms] | None = None) -> NEBResult:
+    band = [image.copy() for image in images] if images else []
+    return NEBResult(float('nan'), float('nan'), [], band, calls, steps, False, method, error)
+
+
+def _energies(images: list[Atoms], calc: Calculator) -> list[float]:
+    energies = []
+    for image in images:
+        image.calc = calc
+        energies.append(float(image.get_potential_energy()))
+    return energies
+
+
+def _result(images, energies, calls, steps, converged, method, max_barrier) -> NEBResult:
+    values = np.asarray(energies)
+    if not np.all(np.isfinite(values)):
+        return _failed(method, 'non-finite energy along the band', calls, steps, images)
+    forward = float(values.max() - values[0])
+    backward = float(values.max() - values[-1])
+    if forward > max_barrier:
+        return _failed(method, f'band energy exploded: barrier {forward:.3g} eV > {max_barrier} eV', calls, steps)
+    band = [image.copy() for image in images]
+    return NEBResult(forward, backward, list(map(float, values)), band, calls, steps, converged, method)
+
+
+def interpolated_profile(
+    initial: Atoms,
+    final: Atoms,
+    pes: PESSpec | Calculator,
+    n_images: int = 5,
+    interpolation: str = 'linear',
+    max_barrier: float = 50.0,
+) -> NEBResult:
+    """Single-point energies along an interpolated path (no relaxation): the cheapest barrier estimate.
+
+    Usually above the true barrier, since the straight path is not the minimum-energy path.
+    """
+    calc = _calculator(pes, initial)
+    with count_force_calls(calc) as counter:
+        try:
+            images = _make_band(initial, final, n_images, interpolation)
+            energies = _energies(images, calc)
+        except Exception as exception:
+            return _failed('interpolation', f'{type(exception).__name__}: {exception}', counter.count, 0)
+    return _result(images, energies, counter.count, 0, True, 'interpolation', max_barrier)
+
+
+def neb(
+    initial: Atoms,
+    final: Atoms,
+    pes: PESSpec | Calculator,
+    n_images: int = 5,
+    climb: bool = True,
+    fmax: float = 0.05,
+    max_steps: int = 300,
+    method: str = 'improvedtangent',
+    interpolation: str = 'idpp',
+    spring: float = 0.1,
+    max_barrier: float = 50.0,
+    start_band: list[Atoms] | None = None,
+) -> NEBResult:
+    """Nudged elastic band between two relaxed end points with ASE's NEB.
+
+    :param n_images: interior images.
+    :param climb: climbing image (the highest image climbs to the saddle).
+    :param fmax: convergence threshold on the band's forces, eV/Å.
+    :param max_steps: FIRE steps at most.
+    :param method: ASE NEB tangent method, explicit because ASE's default changed ('improvedtangent').
+    :param interpolation: ``'idpp'`` or ``'linear'`` initial band (ignored with ``start_band``).
+    :param spring: spring constant, eV/Å².
+    :param max_barrier: a barrier above this (eV) means the band exploded: reported as failed.
+    :param start_band: a band to continue from (e.g. a pre-screen's), end points included.
+    """
+    from ase.optimize import FIRE
+
+    label = 'ci-neb' if climb else 'neb'
+    calc = _calculator(pes, initial)
+    steps = 0
+    with count_force_calls(calc) as counter:
+        try:
+            if start_band is None:
+                images = _make_band(initial, final, n_images, interpolation)
+            else:
+                images = [image.copy() for image in start_band]
+            for image in images:
+                image.calc = _ImageCalculator(calc)
+            band = NEB(images, k=spring, climb=climb, method=method)
+            optimizer = FIRE(band, logfile=io.StringIO())
+            converged = bool(optimizer.run(fmax=fmax, steps=max_steps))
+            steps = optimizer.nsteps
+            # Every image's proxy holds the energy of its current geometry: no evaluation is repeated.
+            energies = [float(image.get_potential_energy()) for image in images]
+        except Exception as exception:
+            return _failed(label, f'{type(exception).__name__}: {exception}', counter.count, steps)
+    return _result(images, energies, counter.count, steps, converged, label, max_barrier)
+
+
+@dataclasses.dataclass
+class BarrierResult:
+    """A barrier estimate and how it was obtained.
+
+    :param barrier: forward barrier, eV (``nan`` on failure).
+    :param method: ``'prescreen'`` (the loose band showed the barrier is clearly above the threshold, so the
+        climbing-image NEB was skipped) or ``'ci-neb'``.
+    :param prescreen_barrier: the loose band's barrier, eV.
+    :param force_calls: total evaluations (pre-screen included).
+    :param converged: the reported number comes from a converged calculation (or a decisive pre-screen).
+    :param band: the final band's result.
+    """
+
+    barrier: float
+    method: str
+    prescreen_barrier: float
+    force_calls: int
+    converged: bool
+    band: NEBResult
+
+
+def barrier(
+    initial: Atoms,
+    final: Atoms,
+    pes: PESSpec | Calculator,
+    threshold: float,
+    margin: float = 0.5,
+    n_images: int = 5,
+    prescreen_steps: int = 25,
+    prescreen_fmax: float = 0.5,
+    fmax: float = 0.05,
+    max_steps: int = 300,
+) -> BarrierResult:
+    """Forward barrier (eV) from ``initial`` to ``final``, skipping the CI-NEB when it is clearly too high.
+
+    A loose band (``prescreen_steps`` FIRE steps, no climbing, ``prescreen_fmax``) is relaxed first. If its
+    barrier exceeds ``threshold + margin`` (eV) the climbing-image NEB is skipped and the loose band's
+    barrier is reported with ``method='prescreen'``; otherwise the CI-NEB continues from the loose band, so
+    the pre-screen's force calls are not wasted.
+    """
+    calc = _calculator(pes, initial)
+    loose = neb(initial, final, calc, n_images, climb=False, fmax=prescreen_fmax, max_steps=prescreen_steps)
+    if not loose.energies:  # the pre-screen itself failed
+        return BarrierResult(float('nan'), 'prescreen', float('nan'), loose.force_calls, False, loose)
+    if loose.forward_barrier > threshold + margin:
+        return BarrierResult(loose.forward_barrier, 'prescreen', loose.forward_barrier, loose.force_calls, True, loose)
+    full = neb(initial, final, calc, n_images, climb=True, fmax=fmax, max_steps=max_steps, start_band=loose.images)
+    calls = loose.force_calls + full.force_calls
+    return BarrierResult(full.forward_barrier, 'ci-neb', loose.forward_barrier, calls, full.converged, full)
