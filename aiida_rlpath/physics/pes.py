@@ -29,7 +29,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from .runtime import ensure_lammps_library, lammps_potential_path
 
-__all__ = ('DEFAULT_OXIDATION_PES', 'PES_KINDS', 'LennardJones2D', 'PESSpec', 'UnsupportedSpeciesError')
+__all__ = ('DEFAULT_OXIDATION_PES', 'LAMMPS_KINDS', 'PES_KINDS', 'LennardJones2D', 'PESSpec', 'UnsupportedSpeciesError')
 
 POTENTIALS_DIR = Path(__file__).parent / 'potentials'
 
@@ -46,6 +46,7 @@ _DEFAULTS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     'emt': (None, ('Al', 'Cu', 'Ag', 'Au', 'Ni', 'Pd', 'Pt', 'H', 'C', 'N', 'O')),
 }
 PES_KINDS = tuple(_DEFAULTS)
+LAMMPS_KINDS = ('reaxff', 'tersoff', 'comb', 'eam/fs')
 
 
 class UnsupportedSpeciesError(ValueError):
@@ -143,13 +144,16 @@ class PESSpec:
             return SevenNetCalculator(str(self.potential_path()), device=self.device)
         return self._lammps_calculator()
 
-    def _lammps_calculator(self) -> Calculator:
-        from ase.calculators.lammpslib import LAMMPSlib
+    def lammps_setup(self) -> tuple[list[str], list[str]]:
+        """Return (header, interaction commands) defining this PES in LAMMPS, for LAMMPS-backed kinds.
 
-        ensure_lammps_library()
+        The header holds ``units``/``atom_style`` (ReaxFF: ``real`` + ``charge``; others ``metal``); the commands
+        the ``pair_style``, ``pair_coeff`` and charge-equilibration fix. Atom types follow :attr:`elements`.
+        """
+        if self.kind not in LAMMPS_KINDS:
+            raise ValueError(f'PES `{self.kind}` is not a LAMMPS potential')
         path = self.potential_path()
         species = ' '.join(self.elements)
-        header = ['units metal', 'atom_style atomic', 'atom_modify map array sort 0 0']
         if self.kind == 'reaxff':
             header = ['units real', 'atom_style charge', 'atom_modify map array sort 0 0']
             commands = [
@@ -161,7 +165,15 @@ class PESSpec:
             header = ['units metal', 'atom_style charge', 'atom_modify map array sort 0 0']
             commands = ['pair_style comb', f'pair_coeff * * {path} {species}', 'fix qeq all qeq/comb 1 1e-4']
         else:
+            header = ['units metal', 'atom_style atomic', 'atom_modify map array sort 0 0']
             commands = [f'pair_style {self.kind}', f'pair_coeff * * {path} {species}']
+        return header, commands
+
+    def _lammps_calculator(self) -> Calculator:
+        from ase.calculators.lammpslib import LAMMPSlib
+
+        ensure_lammps_library()
+        header, commands = self.lammps_setup()
         return LAMMPSlib(
             lmpcmds=commands,
             atom_types={symbol: i + 1 for i, symbol in enumerate(self.elements)},
