@@ -77,6 +77,7 @@ def lammps_md(
     :param minimize_steps: conjugate-gradient minimisation steps after the MD (0: none).
     :param velocities: extra velocity (Å/fs) added to given atoms after thermalisation, e.g. a deposited O2.
     :param unthermostatted: atoms integrated without the thermostat (ballistic arrivals); the rest is damped.
+
     Atoms fixed by :class:`~ase.constraints.FixAtoms` do not move. The input is not modified.
     """
     if pes.kind not in LAMMPS_KINDS:

@@ -3,17 +3,14 @@
 Energies are in eV, lengths in Å and forces in eV/Å whatever the backend's own units (ReaxFF runs in LAMMPS
 ``real`` units, kcal/mol, and ASE's ``LAMMPSlib`` converts). Supported kinds:
 
-======== ============================================ ================================================
-kind     backend                                      default parameters
-======== ============================================ ================================================
-reaxff   LAMMPS ``pair_style reaxff`` + ``qeq/reaxff`` ``ffield.reax.021.CHONSSi`` (shipped, see docs)
-tersoff  LAMMPS ``pair_style tersoff``                 ``SiO.tersoff`` (Munetoh 2007, lammps package)
-comb     LAMMPS ``pair_style comb`` + ``qeq/comb``     ``ffield.comb`` (lammps package)
-eam/fs   LAMMPS ``pair_style eam/fs``                  ``AlFe_mm.eam.fs`` (Mendelev, lammps package)
-sevennet SevenNet (``sevenn``), CPU or CUDA            ``7net-0`` checkpoint shipped inside ``sevenn``
-lj2d     2D Lennard-Jones, analytic forces             ε = σ = 1 (LJ7)
-emt      ASE's EMT (Al, Cu, Ag, Au, Ni, Pd, Pt)        textbook NEB checks
-======== ============================================ ================================================
+- ``reaxff``: LAMMPS ``pair_style reaxff`` + ``fix qeq/reaxff``; default ``ffield.reax.021.CHONSSi`` (shipped;
+  why it is the default: ``docs/topics/potentials.md``).
+- ``tersoff``: LAMMPS ``pair_style tersoff``; default ``SiO.tersoff`` (Munetoh 2007, in the lammps package).
+- ``comb``: LAMMPS ``pair_style comb`` + ``fix qeq/comb``; default ``ffield.comb`` (lammps package).
+- ``eam/fs``: LAMMPS ``pair_style eam/fs``; default ``AlFe_mm.eam.fs`` (Mendelev, lammps package).
+- ``sevennet``: SevenNet on CPU or CUDA; default the ``7net-0`` checkpoint shipped inside ``sevenn``.
+- ``lj2d``: 2D Lennard-Jones with analytic forces, ε = σ = 1 (LJ7).
+- ``emt``: ASE's EMT (Al, Cu, Ag, Au, Ni, Pd, Pt), for textbook NEB checks.
 """
 
 from __future__ import annotations
