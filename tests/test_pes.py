@@ -121,3 +121,19 @@ def test_lj2d_dimer_minimum():
     atoms.calc = PESSpec('lj2d').calculator()
     assert atoms.get_potential_energy() == pytest.approx(-1.0)
     assert np.abs(atoms.get_forces()).max() < 1e-10
+
+
+def test_shipped_reaxff_files_are_byte_identical_to_their_sources():
+    """The sha256 sums published in the potentials README (the files are cited data: never re-encode them)."""
+    import hashlib
+    import re
+
+    from aiida_rlpath.physics.pes import POTENTIALS_DIR
+
+    published = dict(
+        (name, digest)
+        for digest, name in re.findall(r'([0-9a-f]{64})  (\S+)', (POTENTIALS_DIR / 'README.md').read_text())
+    )
+    assert set(published) == {'ffield.reax.2011X4.CHONSSi', 'ffield.reax.021.CHONSSi', 'ffield.reax.SiOH'}
+    for name, digest in published.items():
+        assert hashlib.sha256((POTENTIALS_DIR / name).read_bytes()).hexdigest() == digest
