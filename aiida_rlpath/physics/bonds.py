@@ -13,7 +13,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.neighborlist import neighbor_list
 
-from .pes import PESSpec
+from .pes import PESSpec, as_calculator
 from .relax import relax
 
 __all__ = (
@@ -141,7 +141,7 @@ def verify_dissociation(
     result = Verification(False, distance, neighbours, reasons=reasons)
     if reasons:
         return result
-    calc = pes.calculator(atoms.get_chemical_symbols()) if isinstance(pes, PESSpec) else pes
+    calc = as_calculator(pes, atoms)
     probe = atoms.copy()
     probe.calc = calc
     result.energy_before = float(probe.get_potential_energy())

@@ -15,7 +15,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.mep import NEB
 
-from .pes import PESSpec
+from .pes import PESSpec, as_calculator
 from .relax import count_force_calls
 
 __all__ = ('BarrierResult', 'NEBResult', 'barrier', 'interpolated_profile', 'neb')
@@ -50,10 +50,6 @@ class NEBResult:
     def saddle_index(self) -> int:
         """Index of the highest image."""
         return int(np.nanargmax(self.energies)) if self.energies else 0
-
-
-def _calculator(pes: PESSpec | Calculator, atoms: Atoms) -> Calculator:
-    return pes.calculator(atoms.get_chemical_symbols()) if isinstance(pes, PESSpec) else pes
 
 
 class _ImageCalculator(Calculator):
@@ -122,7 +118,7 @@ def interpolated_profile(
 
     Usually above the true barrier, since the straight path is not the minimum-energy path.
     """
-    calc = _calculator(pes, initial)
+    calc = as_calculator(pes, initial)
     with count_force_calls(calc) as counter:
         try:
             images = _make_band(initial, final, n_images, interpolation)
@@ -159,7 +155,7 @@ def neb(
     :param start_band: a band to continue from (e.g. a pre-screen's), end points included.
     """
     label = 'ci-neb' if climb else 'neb'
-    calc = _calculator(pes, initial)
+    calc = as_calculator(pes, initial)
     steps = 0
     with count_force_calls(calc) as counter:
         try:
@@ -233,7 +229,7 @@ def barrier(
     loose band decides nothing (25 steps once reported 2.41 eV for a 1.49 eV band); the CI-NEB then continues
     from the loose band, so the pre-screen's force calls are not wasted.
     """
-    calc = _calculator(pes, initial)
+    calc = as_calculator(pes, initial)
     loose = neb(initial, final, calc, n_images, climb=False, fmax=prescreen_fmax, max_steps=prescreen_steps)
     if not loose.energies:  # the pre-screen itself failed
         return BarrierResult(float('nan'), 'prescreen', float('nan'), loose.force_calls, False, loose)

@@ -26,7 +26,15 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from .runtime import ensure_lammps_library, lammps_potential_path
 
-__all__ = ('DEFAULT_OXIDATION_PES', 'LAMMPS_KINDS', 'PES_KINDS', 'LennardJones2D', 'PESSpec', 'UnsupportedSpeciesError')
+__all__ = (
+    'DEFAULT_OXIDATION_PES',
+    'LAMMPS_KINDS',
+    'PES_KINDS',
+    'LennardJones2D',
+    'PESSpec',
+    'UnsupportedSpeciesError',
+    'as_calculator',
+)
 
 POTENTIALS_DIR = Path(__file__).parent / 'potentials'
 
@@ -179,6 +187,11 @@ class PESSpec:
             keep_alive=True,
             log_file=None,
         )
+
+
+def as_calculator(pes: PESSpec | Calculator, atoms) -> Calculator:
+    """A calculator for ``atoms``: a new one built from a :class:`PESSpec`, or ``pes`` itself if it is one."""
+    return pes.calculator(atoms.get_chemical_symbols()) if isinstance(pes, PESSpec) else pes
 
 
 #: The default PES of the oxidation and silica systems (see ``docs/topics/potentials.md`` for the choice).

@@ -10,7 +10,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from .pes import PESSpec
+from .pes import PESSpec, as_calculator
 
 __all__ = ('OPTIMIZERS', 'RelaxResult', 'count_force_calls', 'max_force', 'relax')
 
@@ -95,7 +95,7 @@ def relax(
     stops the run with ``converged=False`` and ``error`` set.
     """
     work = atoms.copy()
-    calc = pes.calculator(work.get_chemical_symbols()) if isinstance(pes, PESSpec) else pes
+    calc = as_calculator(pes, work)
     work.calc = calc
     optimizer_class = _optimizer(optimizer)
     steps, error = 0, None
