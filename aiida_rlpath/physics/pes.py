@@ -98,11 +98,11 @@ class PESSpec:
 
     def potential_path(self) -> Path | None:
         """Return the parameter file's path (``None`` for kinds without one)."""
-        if self.kind in ('sevennet', 'lj2d', 'emt') or self.potential is None:
-            if self.kind == 'sevennet':
-                from .runtime import sevennet_checkpoint
+        if self.kind == 'sevennet':
+            from .runtime import sevennet_checkpoint
 
-                return sevennet_checkpoint(self.potential)
+            return sevennet_checkpoint(self.potential)
+        if self.potential is None:  # lj2d, emt
             return None
         candidate = Path(self.potential)
         if candidate.is_absolute():
