@@ -1,0 +1,360 @@
+"""REALIZE: an O2 molecule moved by rigid-body actions through an a-SiO2 film until it dissociates.
+
+No AiiDA here. One environment step is a composition of small pure functions, each returning a dataclass, so
+the gymnasium environment below and the AiiDA workflows call the same code:
+
+``apply_action`` → ``relax`` → escape check → ``barrier`` (pre-screened NEB) → ``verify_dissociation`` →
+``step_reward``. A failed NEB rolls the state back to the previous structure with a penalty.
+
+Units: lengths in Å, energies and barriers in eV, forces in eV/Å.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+
+import gymnasium as gym
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+from aiida_rlpath.physics.bonds import Verification, o2_bond, verify_dissociation
+from aiida_rlpath.physics.neb import barrier
+from aiida_rlpath.physics.pes import DEFAULT_OXIDATION_PES, PESSpec, as_calculator
+from aiida_rlpath.physics.relax import relax
+from aiida_rlpath.systems.si_oxide import insert_o2
+
+__all__ = (
+    'OxidationAction',
+    'OxidationEnv',
+    'OxidationSettings',
+    'RewardWeights',
+    'StepRecord',
+    'apply_action',
+    'evolve_environment',
+    'random_action',
+    'step_reward',
+    'transition',
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class OxidationAction:
+    """A rigid-body move of the O2: its centre moves ``magnitude`` Å along the unit ``direction``; the bond is
+    then laid along the unit ``axis`` at its current length (O2 is homonuclear: ``axis`` and ``-axis`` are the
+    same move)."""
+
+    direction: tuple[float, float, float]
+    magnitude: float
+    axis: tuple[float, float, float]
+
+    @classmethod
+    def from_vector(cls, vector: t.Sequence[float], d_max: float) -> OxidationAction:
+        """Build from the flat action ``[dx, dy, dz, magnitude, ax, ay, az]``; directions are normalised and
+        the magnitude clipped to [0, ``d_max``] Å. A zero direction or axis is a ``ValueError``."""
+        values = np.asarray(vector, dtype=float)
+        if values.shape != (7,) or not np.all(np.isfinite(values)):
+            raise ValueError(f'an action is 7 finite numbers [direction(3), magnitude, axis(3)], got {vector!r}')
+        direction, axis = values[:3], values[4:]
+        for name, part in (('direction', direction), ('axis', axis)):
+            if np.linalg.norm(part) < 1e-8:
+                raise ValueError(f'the action {name} has zero length')
+        direction = direction / np.linalg.norm(direction)
+        axis = axis / np.linalg.norm(axis)
+        magnitude = float(np.clip(values[3], 0.0, d_max))
+        return cls(tuple(direction), magnitude, tuple(axis))
+
+    def to_vector(self) -> np.ndarray:
+        """The flat 7-vector form."""
+        return np.array([*self.direction, self.magnitude, *self.axis])
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardWeights:
+    """Reward terms, each in reward units per the quantity named.
+
+    :param success: bonus for a verified dissociation whose barrier is under the threshold: the goal.
+    :param barrier: penalty per eV a step's barrier exceeds the threshold: steers towards low-barrier paths
+        without punishing moves that are already cheap enough.
+    :param step: cost per step: prefers short pathways (fewer NEBs).
+    :param neb_failure: penalty when the NEB (or the relaxation) fails and the step is rolled back.
+    :param escape: penalty when the O2 leaves into the vacuum.
+    :param progress: reward per Å the O2 centre moves down towards the interface (0: off; shaping is optional
+        because it biases which sites the agent tries first).
+    """
+
+    success: float = 10.0
+    barrier: float = 1.0
+    step: float = 0.1
+    neb_failure: float = 1.0
+    escape: float = 5.0
+    progress: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class OxidationSettings:
+    """Numerical settings of one environment step.
+
+    :param d_max: largest centre displacement per action, Å.
+    :param max_steps: episode length limit (truncation).
+    :param relax_fmax: relaxation threshold after each move, eV/Å; ``relax_max_steps`` FIRE steps at most.
+    :param neb_images: interior NEB images; ``neb_fmax`` (eV/Å) and ``neb_max_steps`` for the CI-NEB.
+    :param prescreen_margin: the pre-screen skips the CI-NEB when the loose band exceeds threshold + margin, eV.
+    :param escape_margin: the O2 has escaped when its centre is this far above the film's top atom, Å.
+    :param max_neb_failures: NEB failures in one episode before it ends.
+    :param separation: O–O distance beyond which the O2 counts as dissociated, Å.
+    """
+
+    d_max: float = 2.0
+    max_steps: int = 20
+    relax_fmax: float = 0.1
+    relax_max_steps: int = 300
+    neb_images: int = 5
+    neb_fmax: float = 0.1
+    neb_max_steps: int = 300
+    prescreen_margin: float = 0.5
+    escape_margin: float = 4.0
+    max_neb_failures: int = 3
+    separation: float = 2.0
+
+
+@dataclasses.dataclass
+class StepRecord:
+    """Everything one step produced (the provenance shell stores these fields on the step node).
+
+    :param atoms: the state after the step (the previous state again if it was rolled back).
+    :param outcome: ``'moved'``, ``'success'``, ``'dissociated_above_threshold'``, ``'neb_failed'``,
+        ``'escaped'`` or ``'relax_failed'``.
+    :param energy_before: energy of the previous state, eV; ``energy_after`` of the new one (eV).
+    :param barrier: forward barrier of the move, eV (``nan`` if none was measured); ``barrier_method`` says
+        how (``'prescreen'`` or ``'ci-neb'``).
+    """
+
+    atoms: Atoms
+    action: OxidationAction
+    outcome: str
+    reward: float
+    terminated: bool
+    energy_before: float
+    energy_after: float
+    barrier: float = float('nan')
+    barrier_method: str | None = None
+    neb_converged: bool = False
+    oo_distance: float = float('nan')
+    dissociated: bool = False
+    verification: Verification | None = None
+    force_calls: int = 0
+
+    def summary(self) -> dict[str, t.Any]:
+        """The scalar fields, JSON-serialisable."""
+        return {
+            'action': self.action.to_vector().tolist(),
+            'outcome': self.outcome,
+            'reward': self.reward,
+            'terminated': self.terminated,
+            'energy_before': self.energy_before,
+            'energy_after': self.energy_after,
+            'barrier': self.barrier,
+            'barrier_method': self.barrier_method,
+            'neb_converged': self.neb_converged,
+            'oo_distance': self.oo_distance,
+            'dissociated': self.dissociated,
+            'force_calls': self.force_calls,
+        }
+
+
+def apply_action(atoms: Atoms, agent: t.Sequence[int], action: OxidationAction) -> Atoms:
+    """Return a copy of ``atoms`` with the agent O2 moved rigidly by ``action`` (minimum-image bond vector)."""
+    moved = atoms.copy()
+    first, second = agent
+    bond = moved.get_distance(first, second, mic=True, vector=True)
+    centre = moved.positions[first] + bond / 2 + action.magnitude * np.asarray(action.direction)
+    half = np.linalg.norm(bond) / 2 * np.asarray(action.axis)
+    moved.positions[first] = centre - half
+    moved.positions[second] = centre + half
+    return moved
+
+
+def step_reward(
+    outcome: str, barrier_ev: float, threshold: float, weights: RewardWeights, descent: float = 0.0
+) -> float:
+    """Reward of one step from its outcome, barrier (eV), the current threshold (eV) and the O2's descent (Å)."""
+    reward = -weights.step + weights.progress * descent
+    if np.isfinite(barrier_ev):
+        reward -= weights.barrier * max(0.0, barrier_ev - threshold)
+    if outcome == 'success':
+        reward += weights.success
+    elif outcome in ('neb_failed', 'relax_failed'):  # a computation failed: the step was rolled back
+        reward -= weights.neb_failure
+    elif outcome == 'escaped':
+        reward -= weights.escape
+    return float(reward)
+
+
+def transition(
+    atoms: Atoms,
+    agent: t.Sequence[int],
+    action: OxidationAction,
+    pes: PESSpec | Calculator,
+    threshold: float,
+    seed: int,
+    film_top: float,
+    settings: OxidationSettings = OxidationSettings(),
+    weights: RewardWeights = RewardWeights(),
+    energy_before: float | None = None,
+) -> StepRecord:
+    """One REALIZE step from a relaxed state ``atoms``: move, relax, measure the barrier, verify, reward.
+
+    ``threshold`` is the current barrier threshold (eV); ``seed`` drives the verification's perturbation;
+    ``film_top`` is the height (Å) of the film's top atom, for the escape test.
+    """
+    calc = as_calculator(pes, atoms)
+    if energy_before is None:
+        probe = atoms.copy()
+        probe.calc = calc
+        energy_before = float(probe.get_potential_energy())
+    start_height = float(atoms.positions[list(agent), 2].mean())
+    relaxed = relax(apply_action(atoms, agent, action), calc, settings.relax_fmax, settings.relax_max_steps)
+    calls = relaxed.force_calls
+
+    def record(outcome, state, energy, terminated, **fields):
+        descent = start_height - float(state.positions[list(agent), 2].mean())
+        value = step_reward(outcome, fields.get('barrier', float('nan')), threshold, weights, descent)
+        return StepRecord(state, action, outcome, value, terminated, energy_before, energy, **fields)
+
+    if relaxed.error:  # the move broke the calculator (e.g. atoms on top of each other): roll back
+        return record('relax_failed', atoms.copy(), energy_before, False, force_calls=calls)
+    oo = o2_bond(relaxed.atoms, agent).distance
+    if relaxed.atoms.positions[list(agent), 2].mean() > film_top + settings.escape_margin:
+        return record('escaped', relaxed.atoms, relaxed.energy, True, oo_distance=oo, force_calls=calls)
+
+    band = barrier(
+        atoms, relaxed.atoms, calc, threshold, settings.prescreen_margin, settings.neb_images,
+        fmax=settings.neb_fmax, max_steps=settings.neb_max_steps,
+    )  # fmt: skip
+    calls += band.force_calls
+    if not np.isfinite(band.barrier):
+        return record('neb_failed', atoms.copy(), energy_before, False, force_calls=calls)
+
+    verification = verify_dissociation(relaxed.atoms, agent, calc, seed, separation=settings.separation)
+    calls += verification.force_calls
+    outcome = 'moved'
+    if verification.dissociated:
+        outcome = 'success' if band.barrier <= threshold else 'dissociated_above_threshold'
+    return record(
+        outcome, relaxed.atoms, relaxed.energy, outcome != 'moved',
+        barrier=band.barrier, barrier_method=band.method, neb_converged=band.converged, oo_distance=oo,
+        dissociated=verification.dissociated, verification=verification, force_calls=calls,
+    )  # fmt: skip
+
+
+def evolve_environment(atoms: Atoms, seed: int, height: float = 3.0) -> tuple[Atoms, list[int]]:
+    """After a kept oxidation event: the dissociated O atoms stay where they are bonded and a fresh O2 is
+    inserted ``height`` Å above the film (drawn from ``seed``); returns the new structure and agent indices."""
+    return insert_o2(atoms, seed, height=height)
+
+
+def random_action(rng: np.random.Generator, d_max: float) -> OxidationAction:
+    """An isotropic random action: uniform direction and axis on S², magnitude uniform in [0, ``d_max``] Å."""
+    return OxidationAction.from_vector(
+        np.concatenate([rng.normal(size=3), [rng.uniform(0.0, d_max)], rng.normal(size=3)]), d_max
+    )
+
+
+class OxidationEnv(gym.Env):
+    """Gymnasium environment of REALIZE: the agent is one O2 in a Si/a-SiO2 structure.
+
+    Observation (a dict): ``positions`` (N×3, Å), ``numbers`` (N atomic numbers), ``cell`` (3×3, Å) and
+    ``agent`` (the O2's two indices). Action: ``[dx, dy, dz, magnitude, ax, ay, az]`` (see
+    :class:`OxidationAction`). ``reset(seed=...)`` returns to the environment's current structure;
+    :meth:`evolve` replaces it after a kept oxidation event (the observation space then grows by two atoms).
+    ``threshold`` (eV) is the current barrier threshold; training anneals it.
+    """
+
+    metadata: t.ClassVar[dict] = {'render_modes': []}
+
+    def __init__(
+        self,
+        structure: Atoms,
+        agent: t.Sequence[int],
+        threshold: float = 1.5,
+        pes: PESSpec = DEFAULT_OXIDATION_PES,
+        settings: OxidationSettings = OxidationSettings(),
+        weights: RewardWeights = RewardWeights(),
+    ):
+        self.pes, self.settings, self.weights, self.threshold = pes, settings, weights, float(threshold)
+        high = np.array([1, 1, 1, settings.d_max, 1, 1, 1], dtype=np.float64)
+        low = np.array([-1, -1, -1, 0, -1, -1, -1], dtype=np.float64)
+        self.action_space = gym.spaces.Box(low, high, dtype=np.float64)
+        self._set_structure(structure, agent)
+
+    def _set_structure(self, structure: Atoms, agent: t.Sequence[int]) -> None:
+        self.pes.check_species(structure.get_chemical_symbols())
+        self._initial = structure.copy()
+        self._agent = [int(i) for i in agent]
+        self._film_top = float(np.delete(structure.positions[:, 2], self._agent).max())
+        self._calc = self.pes.calculator(structure.get_chemical_symbols())
+        n = len(structure)
+        self.observation_space = gym.spaces.Dict(
+            {
+                'positions': gym.spaces.Box(-np.inf, np.inf, (n, 3), np.float64),
+                'numbers': gym.spaces.Box(0, 118, (n,), np.int64),
+                'cell': gym.spaces.Box(-np.inf, np.inf, (3, 3), np.float64),
+                'agent': gym.spaces.MultiDiscrete([n, n]),
+            }
+        )
+        self._state: Atoms | None = None
+
+    @property
+    def agent(self) -> list[int]:
+        """Indices of the agent's two O atoms."""
+        return list(self._agent)
+
+    @property
+    def state(self) -> Atoms:
+        """The current structure (a copy)."""
+        return self._state.copy()
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {
+            'positions': self._state.positions.copy(),
+            'numbers': self._state.numbers.astype(np.int64),
+            'cell': self._state.cell.array.copy(),
+            'agent': np.array(self._agent, dtype=np.int64),
+        }
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._episode_seed = int(self.np_random.integers(2**31))
+        start = relax(self._initial, self._calc, self.settings.relax_fmax, self.settings.relax_max_steps)
+        self._state, self._energy = start.atoms, start.energy
+        self._steps, self._neb_failures, self._barriers = 0, 0, []
+        return self._observation(), {'energy': self._energy, 'force_calls': start.force_calls}
+
+    def step(self, action):
+        if self._state is None:
+            raise RuntimeError('call reset() before step()')
+        move = (
+            action if isinstance(action, OxidationAction) else OxidationAction.from_vector(action, self.settings.d_max)
+        )
+        record = transition(
+            self._state, self._agent, move, self._calc, self.threshold, self._episode_seed + self._steps,
+            self._film_top, self.settings, self.weights, self._energy,
+        )  # fmt: skip
+        self._steps += 1
+        self._state, self._energy = record.atoms, record.energy_after
+        if np.isfinite(record.barrier):
+            self._barriers.append(record.barrier)
+        self._neb_failures += record.outcome in ('neb_failed', 'relax_failed')
+        terminated = record.terminated or self._neb_failures >= self.settings.max_neb_failures
+        truncated = not terminated and self._steps >= self.settings.max_steps
+        info = record.summary()
+        info['effective_barrier'] = max(self._barriers) if self._barriers else float('nan')
+        info['record'] = record
+        return self._observation(), record.reward, terminated, truncated, info
+
+    def evolve(self, structure: Atoms, seed: int) -> None:
+        """Keep an oxidation event: continue from ``structure`` (the dissociated state) with a fresh O2."""
+        evolved, agent = evolve_environment(structure, seed)
+        self._set_structure(evolved, agent)
