@@ -325,6 +325,10 @@ class OxidationEnv(gym.Env):
         }
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start an episode from the current structure, relaxed; ``seed`` fixes every later random draw.
+
+        Returns the observation and ``info`` with the relaxed ``energy`` (eV) and the ``force_calls`` spent.
+        """
         super().reset(seed=seed)
         self._episode_seed = int(self.np_random.integers(2**31))
         start = relax(self._initial, self._calc, self.settings.relax_fmax, self.settings.relax_max_steps)
@@ -333,6 +337,12 @@ class OxidationEnv(gym.Env):
         return self._observation(), {'energy': self._energy, 'force_calls': start.force_calls}
 
     def step(self, action):
+        """Apply one action (a 7-vector or an :class:`OxidationAction`) and return
+        ``(observation, reward, terminated, truncated, info)``.
+
+        ``info`` holds :meth:`StepRecord.summary` (energies and barrier in eV, outcome, force calls), the
+        episode's ``effective_barrier`` (highest barrier so far, eV) and the full ``record``.
+        """
         if self._state is None:
             raise RuntimeError('call reset() before step()')
         move = (
