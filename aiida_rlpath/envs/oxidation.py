@@ -32,8 +32,13 @@ __all__ = (
     'RewardWeights',
     'StepRecord',
     'apply_action',
+    'classify',
+    'episode_seeds',
     'evolve_environment',
+    'has_escaped',
+    'measure_barrier',
     'random_action',
+    'relax_after_move',
     'step_reward',
     'transition',
 )
@@ -192,6 +197,53 @@ def step_reward(
     return float(reward)
 
 
+def episode_seeds(seed: int) -> tuple[int, int]:
+    """(action seed base, verification seed base) of an episode: step k draws from base + k in both shells."""
+    rng = np.random.default_rng(seed)
+    return int(rng.integers(2**31)), int(rng.integers(2**31))
+
+
+def relax_after_move(
+    atoms: Atoms,
+    agent: t.Sequence[int],
+    action: OxidationAction,
+    pes: PESSpec | Calculator,
+    settings: OxidationSettings,
+):
+    """Stage 1: the rigid move and the relaxation of the moved structure (a :class:`RelaxResult`)."""
+    return relax(apply_action(atoms, agent, action), pes, settings.relax_fmax, settings.relax_max_steps)
+
+
+def has_escaped(atoms: Atoms, agent: t.Sequence[int], film_top: float, settings: OxidationSettings) -> bool:
+    """Stage 2: is the O2 centre more than ``escape_margin`` Å above the film's top atom (height ``film_top``, Å)?"""
+    return bool(atoms.positions[list(agent), 2].mean() > film_top + settings.escape_margin)
+
+
+def measure_barrier(initial: Atoms, final: Atoms, pes, threshold: float, settings: OxidationSettings):
+    """Stage 3: the move's forward barrier (eV) by the pre-screened CI-NEB (a :class:`BarrierResult`)."""
+    return barrier(
+        initial, final, pes, threshold, settings.prescreen_margin, settings.neb_images,
+        fmax=settings.neb_fmax, max_steps=settings.neb_max_steps,
+    )  # fmt: skip
+
+
+def classify(relax_failed: bool, escaped: bool, barrier_ev: float, dissociated: bool, threshold: float) -> str:
+    """The step's outcome from what the stages found (barrier in eV, threshold in eV)."""
+    if relax_failed:
+        return 'relax_failed'
+    if escaped:
+        return 'escaped'
+    if not np.isfinite(barrier_ev):
+        return 'neb_failed'
+    if dissociated:
+        return 'success' if barrier_ev <= threshold else 'dissociated_above_threshold'
+    return 'moved'
+
+
+TERMINAL_OUTCOMES = ('success', 'dissociated_above_threshold', 'escaped')
+ROLLED_BACK_OUTCOMES = ('relax_failed', 'neb_failed')
+
+
 def transition(
     atoms: Atoms,
     agent: t.Sequence[int],
@@ -207,46 +259,45 @@ def transition(
     """One REALIZE step from a relaxed state ``atoms``: move, relax, measure the barrier, verify, reward.
 
     ``threshold`` is the current barrier threshold (eV); ``seed`` drives the verification's perturbation;
-    ``film_top`` is the height (Å) of the film's top atom, for the escape test.
+    ``film_top`` is the height (Å) of the film's top atom, for the escape test. With a :class:`PESSpec`
+    every stage builds its own calculator (ReaxFF's charge equilibration starts from the previous call's
+    charges, so sharing one would make results depend on history); the provenance shell does the same.
     """
-    calc = as_calculator(pes, atoms)
     if energy_before is None:
         probe = atoms.copy()
-        probe.calc = calc
+        probe.calc = as_calculator(pes, atoms)
         energy_before = float(probe.get_potential_energy())
-    start_height = float(atoms.positions[list(agent), 2].mean())
-    relaxed = relax(apply_action(atoms, agent, action), calc, settings.relax_fmax, settings.relax_max_steps)
-    calls = relaxed.force_calls
-
-    def record(outcome, state, energy, terminated, **fields):
-        descent = start_height - float(state.positions[list(agent), 2].mean())
-        value = step_reward(outcome, fields.get('barrier', float('nan')), threshold, weights, descent)
-        return StepRecord(state, action, outcome, value, terminated, energy_before, energy, **fields)
-
-    if relaxed.error:  # the move broke the calculator (e.g. atoms on top of each other): roll back
-        return record('relax_failed', atoms.copy(), energy_before, False, force_calls=calls)
-    oo = o2_bond(relaxed.atoms, agent).distance
-    if relaxed.atoms.positions[list(agent), 2].mean() > film_top + settings.escape_margin:
-        return record('escaped', relaxed.atoms, relaxed.energy, True, oo_distance=oo, force_calls=calls)
-
-    band = barrier(
-        atoms, relaxed.atoms, calc, threshold, settings.prescreen_margin, settings.neb_images,
-        fmax=settings.neb_fmax, max_steps=settings.neb_max_steps,
-    )  # fmt: skip
-    calls += band.force_calls
-    if not np.isfinite(band.barrier):
-        return record('neb_failed', atoms.copy(), energy_before, False, force_calls=calls)
-
-    verification = verify_dissociation(relaxed.atoms, agent, calc, seed, separation=settings.separation)
-    calls += verification.force_calls
-    outcome = 'moved'
-    if verification.dissociated:
-        outcome = 'success' if band.barrier <= threshold else 'dissociated_above_threshold'
-    return record(
-        outcome, relaxed.atoms, relaxed.energy, outcome != 'moved',
-        barrier=band.barrier, barrier_method=band.method, neb_converged=band.converged, oo_distance=oo,
-        dissociated=verification.dissociated, verification=verification, force_calls=calls,
-    )  # fmt: skip
+    relaxed = relax_after_move(atoms, agent, action, pes, settings)
+    calls, band, verification = relaxed.force_calls, None, None
+    escaped = not relaxed.error and has_escaped(relaxed.atoms, agent, film_top, settings)
+    if not relaxed.error and not escaped:
+        band = measure_barrier(atoms, relaxed.atoms, pes, threshold, settings)
+        calls += band.force_calls
+        if np.isfinite(band.barrier):
+            verification = verify_dissociation(relaxed.atoms, agent, pes, seed, separation=settings.separation)
+            calls += verification.force_calls
+    barrier_ev = band.barrier if band is not None else float('nan')
+    dissociated = bool(verification and verification.dissociated)
+    outcome = classify(bool(relaxed.error), escaped, barrier_ev, dissociated, threshold)
+    rolled_back = outcome in ROLLED_BACK_OUTCOMES
+    state = atoms.copy() if rolled_back else relaxed.atoms
+    descent = float(atoms.positions[list(agent), 2].mean() - state.positions[list(agent), 2].mean())
+    return StepRecord(
+        atoms=state,
+        action=action,
+        outcome=outcome,
+        reward=step_reward(outcome, barrier_ev, threshold, weights, descent),
+        terminated=outcome in TERMINAL_OUTCOMES,
+        energy_before=energy_before,
+        energy_after=energy_before if rolled_back else relaxed.energy,
+        barrier=barrier_ev,
+        barrier_method=band.method if band is not None else None,
+        neb_converged=bool(band and band.converged),
+        oo_distance=float('nan') if relaxed.error else o2_bond(relaxed.atoms, agent).distance,
+        dissociated=dissociated,
+        verification=verification,
+        force_calls=calls,
+    )
 
 
 def evolve_environment(atoms: Atoms, seed: int, height: float = 3.0) -> tuple[Atoms, list[int]]:
@@ -294,7 +345,6 @@ class OxidationEnv(gym.Env):
         self._initial = structure.copy()
         self._agent = [int(i) for i in agent]
         self._film_top = float(np.delete(structure.positions[:, 2], self._agent).max())
-        self._calc = self.pes.calculator(structure.get_chemical_symbols())
         n = len(structure)
         self.observation_space = gym.spaces.Dict(
             {
@@ -330,8 +380,9 @@ class OxidationEnv(gym.Env):
         Returns the observation and ``info`` with the relaxed ``energy`` (eV) and the ``force_calls`` spent.
         """
         super().reset(seed=seed)
-        self._episode_seed = int(self.np_random.integers(2**31))
-        start = relax(self._initial, self._calc, self.settings.relax_fmax, self.settings.relax_max_steps)
+        base = int(self.np_random.integers(2**31)) if seed is None else seed
+        self._action_seed, self._verify_seed = episode_seeds(base)
+        start = relax(self._initial, self.pes, self.settings.relax_fmax, self.settings.relax_max_steps)
         self._state, self._energy = start.atoms, start.energy
         self._steps, self._neb_failures, self._barriers = 0, 0, []
         return self._observation(), {'energy': self._energy, 'force_calls': start.force_calls}
@@ -349,7 +400,7 @@ class OxidationEnv(gym.Env):
             action if isinstance(action, OxidationAction) else OxidationAction.from_vector(action, self.settings.d_max)
         )
         record = transition(
-            self._state, self._agent, move, self._calc, self.threshold, self._episode_seed + self._steps,
+            self._state, self._agent, move, self.pes, self.threshold, self._verify_seed + self._steps,
             self._film_top, self.settings, self.weights, self._energy,
         )  # fmt: skip
         self._steps += 1
@@ -363,6 +414,10 @@ class OxidationEnv(gym.Env):
         info['effective_barrier'] = max(self._barriers) if self._barriers else float('nan')
         info['record'] = record
         return self._observation(), record.reward, terminated, truncated, info
+
+    def random_action(self) -> OxidationAction:
+        """The seeded random policy's action for the current step (the same draw the provenance shell makes)."""
+        return random_action(np.random.default_rng(self._action_seed + self._steps), self.settings.d_max)
 
     def evolve(self, structure: Atoms, seed: int) -> None:
         """Keep an oxidation event: continue from ``structure`` (the dissociated state) with a fresh O2."""
