@@ -32,6 +32,7 @@ __all__ = (
     'RewardWeights',
     'StepRecord',
     'apply_action',
+    'canonical',
     'classify',
     'episode_seeds',
     'evolve_environment',
@@ -39,9 +40,24 @@ __all__ = (
     'measure_barrier',
     'random_action',
     'relax_after_move',
+    'relax_start',
     'step_reward',
     'transition',
 )
+
+
+#: Decimals kept at stage boundaries: positions and cell (Å), action components. The provenance shell stores every
+#: structure and action as JSON with ~14 significant digits; rounding first makes both shells compute on the same
+#: numbers (ReaxFF's QEq turns a 1e-14 Å difference into 1e-6 eV), far below any physical resolution.
+POSITION_DECIMALS, ACTION_DECIMALS = 10, 12
+
+
+def canonical(atoms: Atoms) -> Atoms:
+    """A copy of ``atoms`` with positions and cell rounded to 1e-10 Å (constraints kept)."""
+    result = atoms.copy()
+    result.set_cell(np.round(result.cell.array, POSITION_DECIMALS))
+    result.set_positions(np.round(result.positions, POSITION_DECIMALS), apply_constraint=False)
+    return result
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,10 +81,10 @@ class OxidationAction:
         for name, part in (('direction', direction), ('axis', axis)):
             if np.linalg.norm(part) < 1e-8:
                 raise ValueError(f'the action {name} has zero length')
-        direction = direction / np.linalg.norm(direction)
-        axis = axis / np.linalg.norm(axis)
-        magnitude = float(np.clip(values[3], 0.0, d_max))
-        return cls(tuple(direction), magnitude, tuple(axis))
+        direction = np.round(direction / np.linalg.norm(direction), ACTION_DECIMALS)
+        axis = np.round(axis / np.linalg.norm(axis), ACTION_DECIMALS)
+        magnitude = round(float(np.clip(values[3], 0.0, d_max)), ACTION_DECIMALS)
+        return cls(tuple(map(float, direction)), magnitude, tuple(map(float, axis)))
 
     def to_vector(self) -> np.ndarray:
         """The flat 7-vector form."""
@@ -210,8 +226,17 @@ def relax_after_move(
     pes: PESSpec | Calculator,
     settings: OxidationSettings,
 ):
-    """Stage 1: the rigid move and the relaxation of the moved structure (a :class:`RelaxResult`)."""
-    return relax(apply_action(atoms, agent, action), pes, settings.relax_fmax, settings.relax_max_steps)
+    """Stage 1: the rigid move and the relaxation of the moved structure (a :class:`RelaxResult`, canonical)."""
+    result = relax(apply_action(atoms, agent, action), pes, settings.relax_fmax, settings.relax_max_steps)
+    result.atoms = canonical(result.atoms)
+    return result
+
+
+def relax_start(atoms: Atoms, pes: PESSpec | Calculator, settings: OxidationSettings):
+    """The episode's first state: the canonical start structure relaxed (a :class:`RelaxResult`, canonical)."""
+    result = relax(canonical(atoms), pes, settings.relax_fmax, settings.relax_max_steps)
+    result.atoms = canonical(result.atoms)
+    return result
 
 
 def has_escaped(atoms: Atoms, agent: t.Sequence[int], film_top: float, settings: OxidationSettings) -> bool:
@@ -342,7 +367,7 @@ class OxidationEnv(gym.Env):
 
     def _set_structure(self, structure: Atoms, agent: t.Sequence[int]) -> None:
         self.pes.check_species(structure.get_chemical_symbols())
-        self._initial = structure.copy()
+        self._initial = canonical(structure)
         self._agent = [int(i) for i in agent]
         self._film_top = float(np.delete(structure.positions[:, 2], self._agent).max())
         n = len(structure)
@@ -382,7 +407,7 @@ class OxidationEnv(gym.Env):
         super().reset(seed=seed)
         base = int(self.np_random.integers(2**31)) if seed is None else seed
         self._action_seed, self._verify_seed = episode_seeds(base)
-        start = relax(self._initial, self.pes, self.settings.relax_fmax, self.settings.relax_max_steps)
+        start = relax_start(self._initial, self.pes, self.settings)
         self._state, self._energy = start.atoms, start.energy
         self._steps, self._neb_failures, self._barriers = 0, 0, []
         return self._observation(), {'energy': self._energy, 'force_calls': start.force_calls}

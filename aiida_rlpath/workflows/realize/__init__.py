@@ -1,0 +1,1 @@
+"""REALIZE work chains: one episode (a step per workfunction node) and, later, training in cycles."""

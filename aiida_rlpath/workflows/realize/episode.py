@@ -1,0 +1,173 @@
+"""``RealizeEpisodeWorkChain`` (entry point ``rlpath.realize.episode``): one REALIZE episode with full provenance.
+
+Each step is one ``realize_step`` workfunction node that CALLs the calculation nodes ``sample_action`` →
+``relax_move`` → ``neb_barrier`` → ``verify`` → ``conclude_step``, exactly the stages the gymnasium
+environment composes, with the same seeds: the same inputs give the same actions, energies and barriers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aiida import orm
+from aiida.engine import WorkChain, calcfunction, while_, workfunction
+
+from aiida_rlpath.calculations.functions.realize import (
+    conclude_step,
+    neb_barrier,
+    number,
+    relax_move,
+    relax_start,
+    sample_action,
+    verify,
+)
+from aiida_rlpath.envs.oxidation import OxidationSettings, RewardWeights, episode_seeds
+
+__all__ = ('RealizeEpisodeWorkChain', 'realize_step', 'summarize_episode')
+
+
+@workfunction
+def realize_step(
+    structure: orm.StructureData,
+    system: orm.Dict,
+    pes: orm.Dict,
+    settings: orm.Dict,
+    weights: orm.Dict,
+    threshold: orm.Float,
+    previous: orm.Dict,
+    action_seed: orm.Int,
+    verify_seed: orm.Int,
+) -> dict:
+    """One REALIZE step: action, move+relax, barrier, verification, record; returns the next structure."""
+    action = sample_action(system, settings, action_seed)
+    moved = relax_move(structure, system, action, pes, settings)
+    result = moved['result']
+    extra = {}
+    if result['error'] is None and not result['escaped']:
+        extra['barrier'] = neb_barrier(structure, moved['structure'], system, pes, settings, threshold)['result']
+        if extra['barrier']['barrier'] is not None:
+            extra['verification'] = verify(moved['structure'], system, pes, settings, verify_seed)
+    record = conclude_step(
+        structure, moved['structure'], system, previous, action, result, threshold, weights, **extra
+    )  # fmt: skip
+    return {'structure': structure if record['rolled_back'] else moved['structure'], 'record': record}
+
+
+@calcfunction
+def summarize_episode(**records: orm.Dict) -> orm.Dict:
+    """The episode's step records in order, its return, last outcome and effective (highest) barrier, eV."""
+    steps = [records[key].get_dict() for key in sorted(records)]
+    barriers = [step['barrier'] for step in steps if step['barrier'] is not None]
+    return orm.Dict(
+        {
+            'steps': steps,
+            'return': sum(step['reward'] for step in steps),
+            'outcome': steps[-1]['outcome'] if steps else None,
+            'effective_barrier': max(barriers) if barriers else None,
+            'force_calls': sum(step['force_calls'] for step in steps),
+        }
+    )
+
+
+def _validate_system(value, _):
+    missing = {'agent', 'fixed', 'film_top'} - set(value.get_dict())
+    if missing:
+        return f'`system` lacks {sorted(missing)}'
+    if len(value['agent']) != 2:
+        return f"`system.agent` must be the O2's two indices, got {value['agent']}"
+    return None
+
+
+def _validate_settings(value, _):
+    try:
+        settings = OxidationSettings(**value.get_dict())
+    except TypeError as exception:
+        return f'invalid `settings`: {exception}'
+    if settings.d_max <= 0 or settings.relax_fmax <= 0 or settings.neb_fmax <= 0:
+        return '`settings`: d_max, relax_fmax and neb_fmax must be positive'
+    return None
+
+
+def _validate_inputs(inputs, _):
+    structure, system = inputs['structure'], inputs['system']
+    symbols = structure.get_ase().get_chemical_symbols()
+    agent = system['agent']
+    if max(agent) >= len(symbols) or [symbols[i] for i in agent] != ['O', 'O']:
+        return f'`system.agent` {agent} does not index an O2 in the structure'
+    from aiida_rlpath.physics.pes import PESSpec
+
+    try:
+        PESSpec.from_dict(inputs['pes'].get_dict()).check_species(symbols)
+    except ValueError as exception:
+        return str(exception)
+    return None
+
+
+class RealizeEpisodeWorkChain(WorkChain):
+    """One episode of REALIZE from a structure with an O2 agent, driven by a seeded policy (random for now)."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input('structure', valid_type=orm.StructureData, help='Start structure (Å) with the agent O2.')
+        spec.input('system', valid_type=orm.Dict, validator=_validate_system, help='agent, fixed, film_top (Å).')
+        spec.input('pes', valid_type=orm.Dict, help='PESSpec.to_dict() of the potential.')
+        spec.input(
+            'settings',
+            valid_type=orm.Dict,
+            default=lambda: orm.Dict(dataclasses.asdict(OxidationSettings())),
+            validator=_validate_settings,
+        )
+        spec.input('weights', valid_type=orm.Dict, default=lambda: orm.Dict(dataclasses.asdict(RewardWeights())))
+        spec.input('threshold', valid_type=orm.Float, help='Current barrier threshold, eV.')
+        spec.input('seed', valid_type=orm.Int, help='Episode seed: every random draw derives from it.')
+        spec.inputs.validator = _validate_inputs
+        spec.output('structure', valid_type=orm.StructureData, help='Final structure.')
+        spec.output('summary', valid_type=orm.Dict, help='Per-step records and episode totals.')
+        spec.outline(cls.setup, while_(cls.should_continue)(cls.run_step), cls.finalize)
+        spec.exit_code(510, 'ERROR_START_RELAXATION', message='the start structure could not be relaxed: {error}')
+
+    def setup(self):
+        start = relax_start(self.inputs.structure, self.inputs.system, self.inputs.pes, self.inputs.settings)
+        if start['result']['error']:
+            return self.exit_codes.ERROR_START_RELAXATION.format(error=start['result']['error'])
+        self.ctx.settings = OxidationSettings(**self.inputs.settings.get_dict())
+        self.ctx.action_seed, self.ctx.verify_seed = episode_seeds(self.inputs.seed.value)
+        self.ctx.structure, self.ctx.previous = start['structure'], start['result']
+        self.ctx.step, self.ctx.records, self.ctx.failures, self.ctx.done = 0, [], 0, False
+        self.report(f'start relaxed: E = {number(start["result"]["energy"]):.4f} eV')
+        return None
+
+    def should_continue(self):
+        return not self.ctx.done and self.ctx.step < self.ctx.settings.max_steps
+
+    def run_step(self):
+        k = self.ctx.step
+        outputs = realize_step(
+            structure=self.ctx.structure,
+            system=self.inputs.system,
+            pes=self.inputs.pes,
+            settings=self.inputs.settings,
+            weights=self.inputs.weights,
+            threshold=self.inputs.threshold,
+            previous=self.ctx.previous,
+            action_seed=orm.Int(self.ctx.action_seed + k),
+            verify_seed=orm.Int(self.ctx.verify_seed + k),
+            metadata={'call_link_label': f'step_{k:02d}'},
+        )
+        record = outputs['record']
+        self.ctx.structure, self.ctx.previous = outputs['structure'], record
+        self.ctx.records.append(record.pk)
+        self.ctx.failures += record['rolled_back']
+        self.ctx.done = record['terminated'] or self.ctx.failures >= self.ctx.settings.max_neb_failures
+        self.ctx.step += 1
+        barrier = number(record['barrier'])
+        self.report(
+            f'step {k:02d}: {record["outcome"]}, barrier {barrier:.3f} eV ({record["barrier_method"]}), '
+            f'reward {record["reward"]:.3f}'
+        )
+
+    def finalize(self):
+        records = {f'step_{i:02d}': orm.load_node(pk) for i, pk in enumerate(self.ctx.records)}
+        self.out('structure', self.ctx.structure)
+        self.out('summary', summarize_episode(**records))

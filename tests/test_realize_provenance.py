@@ -1,0 +1,90 @@
+"""The REALIZE provenance shell reproduces the plain environment exactly, node by node."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+from test_env_oxidation import _o2_over_si_dimer
+
+from aiida_rlpath.envs.oxidation import OxidationEnv, OxidationSettings, RewardWeights, canonical
+from aiida_rlpath.physics.pes import DEFAULT_OXIDATION_PES
+from aiida_rlpath.workflows.realize.episode import RealizeEpisodeWorkChain
+
+SETTINGS = OxidationSettings(neb_images=3, neb_max_steps=150, max_steps=3)
+THRESHOLD, SEED = 1.5, 2024
+
+
+def _inputs(atoms, agent, **overrides):
+    fixed = [int(i) for i in atoms.constraints[0].index]
+    film_top = float(np.delete(atoms.positions[:, 2], agent).max())
+    inputs = {
+        'structure': orm.StructureData(ase=canonical(atoms)),
+        'system': orm.Dict({'agent': agent, 'fixed': fixed, 'film_top': film_top}),
+        'pes': orm.Dict(DEFAULT_OXIDATION_PES.to_dict()),
+        'settings': orm.Dict(dataclasses.asdict(SETTINGS)),
+        'weights': orm.Dict(dataclasses.asdict(RewardWeights())),
+        'threshold': orm.Float(THRESHOLD),
+        'seed': orm.Int(SEED),
+    }
+    inputs.update(overrides)
+    return inputs
+
+
+def _plain_episode(atoms, agent):
+    env = OxidationEnv(atoms, agent, THRESHOLD, DEFAULT_OXIDATION_PES, SETTINGS)
+    _, info = env.reset(seed=SEED)
+    records, start_energy = [], info['energy']
+    while True:
+        _, _, terminated, truncated, info = env.step(env.random_action())
+        records.append(info)
+        if terminated or truncated:
+            return start_energy, records
+
+
+def test_same_seed_same_episode_in_both_shells(aiida_profile_clean):
+    atoms, agent, _ = _o2_over_si_dimer()
+    start_energy, plain = _plain_episode(atoms, agent)
+    results, node = run_get_node(RealizeEpisodeWorkChain, **_inputs(atoms, agent))
+    assert node.is_finished_ok, node.exit_status
+    stored = results['summary']['steps']
+    assert len(stored) == len(plain) >= 1
+    stored_float = pytest.approx  # stored numbers keep ~14 significant digits: compare at that precision
+    for mine, theirs in zip(plain, stored, strict=True):
+        assert mine['outcome'] == theirs['outcome']
+        assert mine['force_calls'] == theirs['force_calls']
+        assert mine['action'] == theirs['action']  # canonical actions survive storage exactly
+        for key in ('energy_before', 'energy_after', 'reward'):
+            assert theirs[key] == stored_float(mine[key], rel=1e-13, abs=1e-12), key
+        if np.isnan(mine['barrier']):
+            assert theirs['barrier'] is None
+        else:
+            assert theirs['barrier'] == stored_float(mine['barrier'], rel=1e-13, abs=1e-12)
+    assert stored[0]['energy_before'] == pytest.approx(start_energy, rel=1e-13)
+
+    # provenance: one workfunction node per step, each calling its calculation nodes
+    steps = node.base.links.get_outgoing(link_label_filter='step_%').all()
+    assert [link.link_label for link in steps] == [f'step_{i:02d}' for i in range(len(plain))]
+    called = {child.process_label for child in steps[0].node.called}
+    assert {'sample_action', 'relax_move', 'conclude_step'} <= called
+
+
+def test_invalid_inputs_are_refused_before_anything_runs(aiida_profile_clean):
+    atoms, agent, _ = _o2_over_si_dimer()
+    before = orm.QueryBuilder().append(orm.ProcessNode).count()
+    with pytest.raises(ValueError, match='does not index an O2'):
+        run_get_node(RealizeEpisodeWorkChain, **_inputs(atoms, [0, 1]))
+    bad_system = orm.Dict({'agent': agent, 'fixed': []})
+    with pytest.raises(ValueError, match='lacks'):
+        run_get_node(RealizeEpisodeWorkChain, **_inputs(atoms, agent, system=bad_system))
+    bad_settings = orm.Dict({**dataclasses.asdict(SETTINGS), 'd_max': -1.0})
+    with pytest.raises(ValueError, match='must be positive'):
+        run_get_node(RealizeEpisodeWorkChain, **_inputs(atoms, agent, settings=bad_settings))
+    fe = atoms.copy()
+    fe[0].symbol = 'Fe'
+    with pytest.raises(ValueError, match='Fe'):
+        run_get_node(RealizeEpisodeWorkChain, **_inputs(fe, agent))
+    assert orm.QueryBuilder().append(orm.ProcessNode).count() == before  # nothing ran, nothing stored
