@@ -31,3 +31,24 @@ def test_si_tersoff_energy_example_under_verdi_run(aiida_profile):
     assert node.is_finished_ok
     assert node.outputs.result.value == pytest.approx(float(match.group(1)), abs=1e-4)
     assert node.inputs.lattice_constant.value == pytest.approx(5.432)
+
+
+def test_realize_episode_example_under_verdi_run(aiida_profile):
+    verdi = pathlib.Path(sys.executable).parent / 'verdi'
+    script = EXAMPLES / 'realize_random_episode.py'
+    completed = subprocess.run(
+        [str(verdi), '-p', aiida_profile.name, 'run', str(script), '--bare', '--steps', '1', '--seed', '3'],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr
+    match = re.search(r'RealizeEpisodeWorkChain<(\d+)> exit status 0: 1 steps', completed.stdout)
+    assert match, completed.stdout
+
+    from aiida.orm import Log, load_node
+
+    node = load_node(int(match.group(1)))
+    assert node.is_finished_ok
+    assert len(node.outputs.summary['steps']) == 1
+    assert any('step 00: ' in log.message for log in Log.collection.get_logs_for(node))

@@ -107,6 +107,44 @@ class RealizeEpisodeWorkChain(WorkChain):
     """One episode of REALIZE from a structure with an O2 agent, driven by a seeded policy (random for now)."""
 
     @classmethod
+    def get_builder_from_atoms(
+        cls,
+        atoms,
+        agent,
+        seed: int,
+        threshold: float = 1.5,
+        pes=None,
+        settings: OxidationSettings | None = None,
+        weights: RewardWeights | None = None,
+    ):
+        """A builder for an ASE structure whose fixed atoms carry ``FixAtoms`` and whose O2 is ``agent``.
+
+        ``threshold`` in eV; ``pes`` a :class:`PESSpec` (default: the oxidation ReaxFF).
+        """
+        import numpy as np
+        from ase.constraints import FixAtoms
+
+        from aiida_rlpath.envs.oxidation import canonical
+        from aiida_rlpath.physics.pes import DEFAULT_OXIDATION_PES
+
+        fixed = sorted({int(i) for c in atoms.constraints if isinstance(c, FixAtoms) for i in c.index})
+        builder = cls.get_builder()
+        builder.structure = orm.StructureData(ase=canonical(atoms))
+        builder.system = orm.Dict(
+            {
+                'agent': [int(i) for i in agent],
+                'fixed': fixed,
+                'film_top': float(np.delete(atoms.positions[:, 2], list(agent)).max()),
+            }
+        )
+        builder.pes = orm.Dict((pes or DEFAULT_OXIDATION_PES).to_dict())
+        builder.settings = orm.Dict(dataclasses.asdict(settings or OxidationSettings()))
+        builder.weights = orm.Dict(dataclasses.asdict(weights or RewardWeights()))
+        builder.threshold = orm.Float(threshold)
+        builder.seed = orm.Int(seed)
+        return builder
+
+    @classmethod
     def define(cls, spec):
         super().define(spec)
         spec.input('structure', valid_type=orm.StructureData, help='Start structure (Å) with the agent O2.')
@@ -128,7 +166,10 @@ class RealizeEpisodeWorkChain(WorkChain):
         spec.exit_code(510, 'ERROR_START_RELAXATION', message='the start structure could not be relaxed: {error}')
 
     def setup(self):
-        start = relax_start(self.inputs.structure, self.inputs.system, self.inputs.pes, self.inputs.settings)
+        start = relax_start(
+            self.inputs.structure, self.inputs.system, self.inputs.pes, self.inputs.settings,
+            metadata={'call_link_label': 'start'},
+        )  # fmt: skip
         if start['result']['error']:
             return self.exit_codes.ERROR_START_RELAXATION.format(error=start['result']['error'])
         self.ctx.settings = OxidationSettings(**self.inputs.settings.get_dict())
@@ -170,4 +211,4 @@ class RealizeEpisodeWorkChain(WorkChain):
     def finalize(self):
         records = {f'step_{i:02d}': orm.load_node(pk) for i, pk in enumerate(self.ctx.records)}
         self.out('structure', self.ctx.structure)
-        self.out('summary', summarize_episode(**records))
+        self.out('summary', summarize_episode(**records, metadata={'call_link_label': 'summary'}))

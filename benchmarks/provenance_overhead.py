@@ -1,0 +1,122 @@
+"""Cost of provenance for REALIZE: the same seeded random-policy episode in the plain and the AiiDA shell.
+
+Usage: ``python benchmarks/provenance_overhead.py [--steps N] [--seed S] [--thickness Å]``
+
+Builds the default Si(001)/a-SiO2 system (quick protocol) with one O2 above it, then runs one episode of at
+most ``--steps`` steps with the seeded random policy, first as the gymnasium environment, then as
+``RealizeEpisodeWorkChain`` on a throw-away AiiDA profile (SQLite, no broker; your profiles are not touched),
+side by side. The last line is one JSON object: ``plain_s``, ``provenance_s``, ``ratio``, ``identical``
+(same outcomes, actions and force calls; energies and barriers equal to 1e-12 relative) and
+``nodes_per_step``.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--steps', type=int, default=10)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--thickness', type=float, default=5.0, help='oxide thickness, Å')
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix='rlpath-bench-')
+    os.environ['AIIDA_PATH'] = workdir  # before aiida is imported
+    warnings.filterwarnings('ignore')
+    try:
+        print(json.dumps(run(args.steps, args.seed, args.thickness)))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _close(a, b) -> bool:
+    if a is None or b is None:
+        return (a is None and b is None) or (a is None and np.isnan(b)) or (b is None and np.isnan(a))
+    return bool(np.isclose(a, b, rtol=1e-12, atol=1e-12))
+
+
+def run(steps: int, seed: int, thickness: float) -> dict:
+    from aiida import orm
+    from aiida.engine import run_get_node
+    from aiida.manage.configuration import create_profile, get_config, load_profile
+
+    from aiida_rlpath.envs.oxidation import OxidationEnv, OxidationSettings, RewardWeights, canonical
+    from aiida_rlpath.physics.pes import DEFAULT_OXIDATION_PES
+    from aiida_rlpath.systems.si_oxide import build_oxidized_slab, insert_o2
+    from aiida_rlpath.workflows.realize.episode import RealizeEpisodeWorkChain
+
+    config = get_config(create=True)
+    create_profile(config, name='bench', email='bench@localhost', storage_backend='core.sqlite_dos', storage_config={})
+    config.store()
+    load_profile('bench', allow_switch=True)
+
+    film = build_oxidized_slab(seed=seed, thickness=thickness)
+    atoms, agent = insert_o2(film.atoms, seed=seed)
+    atoms = canonical(atoms)
+    settings, weights, threshold = OxidationSettings(max_steps=steps), RewardWeights(), 1.5
+
+    start = time.perf_counter()
+    env = OxidationEnv(atoms, agent, threshold, DEFAULT_OXIDATION_PES, settings, weights)
+    env.reset(seed=seed)
+    plain = []
+    while True:
+        _, _, terminated, truncated, info = env.step(env.random_action())
+        plain.append(info)
+        if terminated or truncated:
+            break
+    plain_s = time.perf_counter() - start
+
+    nodes_before = orm.QueryBuilder().append(orm.Node).count()
+    inputs = {
+        'structure': orm.StructureData(ase=atoms),
+        'system': orm.Dict(
+            {
+                'agent': agent,
+                'fixed': [int(i) for i in atoms.constraints[0].index],
+                'film_top': float(np.delete(atoms.positions[:, 2], agent).max()),
+            }
+        ),
+        'pes': orm.Dict(DEFAULT_OXIDATION_PES.to_dict()),
+        'settings': orm.Dict(dataclasses.asdict(settings)),
+        'weights': orm.Dict(dataclasses.asdict(weights)),
+        'threshold': orm.Float(threshold),
+        'seed': orm.Int(seed),
+    }
+    start = time.perf_counter()
+    results, node = run_get_node(RealizeEpisodeWorkChain, **inputs)
+    provenance_s = time.perf_counter() - start
+    if not node.is_finished_ok:
+        raise RuntimeError(f'RealizeEpisodeWorkChain <{node.pk}> failed with exit status {node.exit_status}')
+    stored = results['summary']['steps']
+    nodes = orm.QueryBuilder().append(orm.Node).count() - nodes_before
+
+    identical = len(stored) == len(plain) and all(
+        mine['outcome'] == theirs['outcome']
+        and mine['action'] == theirs['action']
+        and mine['force_calls'] == theirs['force_calls']
+        and all(_close(mine[key], theirs[key]) for key in ('energy_before', 'energy_after', 'barrier', 'reward'))
+        for mine, theirs in zip(plain, stored, strict=False)
+    )
+    return {
+        'atoms': len(atoms),
+        'steps': len(plain),
+        'outcomes': [step['outcome'] for step in plain],
+        'force_calls': sum(step['force_calls'] for step in plain),
+        'plain_s': round(plain_s, 2),
+        'provenance_s': round(provenance_s, 2),
+        'ratio': round(provenance_s / plain_s, 3),
+        'identical': identical,
+        'nodes_per_step': round(nodes / max(1, len(stored)), 1),
+    }
+
+
+if __name__ == '__main__':
+    main()
