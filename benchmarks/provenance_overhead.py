@@ -2,12 +2,12 @@
 
 Usage: ``python benchmarks/provenance_overhead.py [--steps N] [--seed S] [--thickness Å]``
 
-Builds the default Si(001)/a-SiO2 system (quick protocol) with one O2 above it, then runs one episode of at
-most ``--steps`` steps with the seeded random policy, first as the gymnasium environment, then as
-``RealizeEpisodeWorkChain`` on a throw-away AiiDA profile (SQLite, no broker; your profiles are not touched),
-side by side. The last line is one JSON object: ``plain_s``, ``provenance_s``, ``ratio``, ``identical``
-(same outcomes, actions and force calls; energies and barriers equal to 1e-12 relative) and
-``nodes_per_step``.
+Builds the default Si(001)/a-SiO2 system (quick protocol) with one O2 above it, then runs ``--steps`` steps of
+seeded random-policy episodes (episodes seed, seed+1, ... back to back, as episodes end early), first as the
+gymnasium environment, then as ``RealizeEpisodeWorkChain`` on a throw-away AiiDA profile (SQLite, no broker;
+your profiles are not touched), side by side. The last line is one JSON object: ``plain_s``,
+``provenance_s``, ``ratio``, ``identical`` (same outcomes, actions and force calls; energies and barriers equal
+to 1e-12 relative) and ``nodes_per_step``.
 """
 
 import argparse
@@ -63,39 +63,34 @@ def run(steps: int, seed: int, thickness: float) -> dict:
     atoms = canonical(atoms)
     settings, weights, threshold = OxidationSettings(max_steps=steps), RewardWeights(), 1.5
 
+    # Episodes end early (escape, success): run seeded episodes back to back until `steps` steps are done.
+    plain, seeds = [], []
     start = time.perf_counter()
-    env = OxidationEnv(atoms, agent, threshold, DEFAULT_OXIDATION_PES, settings, weights)
-    env.reset(seed=seed)
-    plain = []
-    while True:
-        _, _, terminated, truncated, info = env.step(env.random_action())
-        plain.append(info)
-        if terminated or truncated:
-            break
+    while len(plain) < steps:
+        episode_seed = seed + len(seeds)
+        seeds.append(episode_seed)
+        env = OxidationEnv(atoms, agent, threshold, DEFAULT_OXIDATION_PES, settings, weights)
+        env.reset(seed=episode_seed)
+        while True:
+            _, _, terminated, truncated, info = env.step(env.random_action())
+            plain.append(info)
+            if terminated or truncated or len(plain) >= steps:
+                break
     plain_s = time.perf_counter() - start
 
     nodes_before = orm.QueryBuilder().append(orm.Node).count()
-    inputs = {
-        'structure': orm.StructureData(ase=atoms),
-        'system': orm.Dict(
-            {
-                'agent': agent,
-                'fixed': [int(i) for i in atoms.constraints[0].index],
-                'film_top': float(np.delete(atoms.positions[:, 2], agent).max()),
-            }
-        ),
-        'pes': orm.Dict(DEFAULT_OXIDATION_PES.to_dict()),
-        'settings': orm.Dict(dataclasses.asdict(settings)),
-        'weights': orm.Dict(dataclasses.asdict(weights)),
-        'threshold': orm.Float(threshold),
-        'seed': orm.Int(seed),
-    }
+    stored = []
     start = time.perf_counter()
-    results, node = run_get_node(RealizeEpisodeWorkChain, **inputs)
+    for episode_seed in seeds:
+        remaining = OxidationSettings(**{**dataclasses.asdict(settings), 'max_steps': steps - len(stored)})
+        builder = RealizeEpisodeWorkChain.get_builder_from_atoms(
+            atoms, agent, episode_seed, threshold, settings=remaining
+        )
+        results, node = run_get_node(builder)
+        if not node.is_finished_ok:
+            raise RuntimeError(f'RealizeEpisodeWorkChain <{node.pk}> failed with exit status {node.exit_status}')
+        stored.extend(results['summary']['steps'])
     provenance_s = time.perf_counter() - start
-    if not node.is_finished_ok:
-        raise RuntimeError(f'RealizeEpisodeWorkChain <{node.pk}> failed with exit status {node.exit_status}')
-    stored = results['summary']['steps']
     nodes = orm.QueryBuilder().append(orm.Node).count() - nodes_before
 
     identical = len(stored) == len(plain) and all(
@@ -108,6 +103,7 @@ def run(steps: int, seed: int, thickness: float) -> dict:
     return {
         'atoms': len(atoms),
         'steps': len(plain),
+        'episodes': len(seeds),
         'outcomes': [step['outcome'] for step in plain],
         'force_calls': sum(step['force_calls'] for step in plain),
         'plain_s': round(plain_s, 2),

@@ -202,11 +202,10 @@ class RealizeEpisodeWorkChain(WorkChain):
         self.ctx.failures += record['rolled_back']
         self.ctx.done = record['terminated'] or self.ctx.failures >= self.ctx.settings.max_neb_failures
         self.ctx.step += 1
-        barrier = number(record['barrier'])
-        self.report(
-            f'step {k:02d}: {record["outcome"]}, barrier {barrier:.3f} eV ({record["barrier_method"]}), '
-            f'reward {record["reward"]:.3f}'
+        barrier = (
+            'not measured' if record['barrier'] is None else f'{record["barrier"]:.3f} eV ({record["barrier_method"]})'
         )
+        self.report(f'step {k:02d}: {record["outcome"]}, barrier {barrier}, reward {record["reward"]:.3f}')
 
     def finalize(self):
         records = {f'step_{i:02d}': orm.load_node(pk) for i, pk in enumerate(self.ctx.records)}
