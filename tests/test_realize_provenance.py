@@ -83,6 +83,10 @@ def test_invalid_inputs_are_refused_before_anything_runs(aiida_profile_clean):
     bad_settings = orm.Dict({**dataclasses.asdict(SETTINGS), 'd_max': -1.0})
     with pytest.raises(ValueError, match='must be positive'):
         run_get_node(RealizeEpisodeWorkChain, **_inputs(atoms, agent, settings=bad_settings))
+    overlapping = atoms.copy()
+    overlapping.positions[5] = overlapping.positions[4] + [0.3, 0, 0]
+    with pytest.raises(ValueError, match='overlap'):
+        run_get_node(RealizeEpisodeWorkChain, **_inputs(overlapping, agent))
     fe = atoms.copy()
     fe[0].symbol = 'Fe'
     with pytest.raises(ValueError, match='Fe'):

@@ -88,10 +88,19 @@ def _validate_settings(value, _):
     return None
 
 
+MIN_DISTANCE = 0.7  # Å: closer than any bond (H2 is 0.74 Å): atoms this close overlap
+
+
 def _validate_inputs(inputs, _):
+    from ase.neighborlist import neighbor_list
+
     structure, system = inputs['structure'], inputs['system']
-    symbols = structure.get_ase().get_chemical_symbols()
+    atoms = structure.get_ase()
+    symbols = atoms.get_chemical_symbols()
     agent = system['agent']
+    first, second, distance = neighbor_list('ijd', atoms, MIN_DISTANCE)
+    if len(first):
+        return f'atoms {first[0]} and {second[0]} overlap ({distance[0]:.2f} Å apart, below {MIN_DISTANCE} Å)'
     if max(agent) >= len(symbols) or [symbols[i] for i in agent] != ['O', 'O']:
         return f'`system.agent` {agent} does not index an O2 in the structure'
     from aiida_rlpath.physics.pes import PESSpec
