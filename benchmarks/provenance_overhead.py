@@ -93,13 +93,15 @@ def run(steps: int, seed: int, thickness: float) -> dict:
     provenance_s = time.perf_counter() - start
     nodes = orm.QueryBuilder().append(orm.Node).count() - nodes_before
 
-    identical = len(stored) == len(plain) and all(
-        mine['outcome'] == theirs['outcome']
-        and mine['action'] == theirs['action']
-        and mine['force_calls'] == theirs['force_calls']
-        and all(_close(mine[key], theirs[key]) for key in ('energy_before', 'energy_after', 'barrier', 'reward'))
-        for mine, theirs in zip(plain, stored, strict=False)
-    )
+    mismatches = [
+        {'step': i, 'field': key, 'plain': mine[key], 'provenance': theirs[key]}
+        for i, (mine, theirs) in enumerate(zip(plain, stored, strict=False))
+        for key in ('outcome', 'action', 'force_calls', 'energy_before', 'energy_after', 'barrier', 'reward')
+        if not (
+            mine[key] == theirs[key] if key in ('outcome', 'action', 'force_calls') else _close(mine[key], theirs[key])
+        )
+    ]
+    identical = len(stored) == len(plain) and not mismatches
     return {
         'atoms': len(atoms),
         'steps': len(plain),
@@ -110,6 +112,7 @@ def run(steps: int, seed: int, thickness: float) -> dict:
         'provenance_s': round(provenance_s, 2),
         'ratio': round(provenance_s / plain_s, 3),
         'identical': identical,
+        'mismatches': mismatches[:10],
         'nodes_per_step': round(nodes / max(1, len(stored)), 1),
     }
 
