@@ -60,6 +60,13 @@ def canonical(atoms: Atoms) -> Atoms:
     return result
 
 
+def _unit(vector: np.ndarray) -> np.ndarray:
+    """``vector`` normalised and rounded to ACTION_DECIMALS; idempotent, so a stored action rebuilds exactly
+    (re-normalising an already rounded unit vector moved components by 1e-12 and the shells apart)."""
+    norm = np.linalg.norm(vector)
+    return np.round(vector if abs(norm - 1.0) < 1e-11 else vector / norm, ACTION_DECIMALS)
+
+
 @dataclasses.dataclass(frozen=True)
 class OxidationAction:
     """A rigid-body move of the O2: its centre moves ``magnitude`` Å along the unit ``direction``; the bond is
@@ -81,8 +88,7 @@ class OxidationAction:
         for name, part in (('direction', direction), ('axis', axis)):
             if np.linalg.norm(part) < 1e-8:
                 raise ValueError(f'the action {name} has zero length')
-        direction = np.round(direction / np.linalg.norm(direction), ACTION_DECIMALS)
-        axis = np.round(axis / np.linalg.norm(axis), ACTION_DECIMALS)
+        direction, axis = _unit(direction), _unit(axis)
         magnitude = round(float(np.clip(values[3], 0.0, d_max)), ACTION_DECIMALS)
         return cls(tuple(map(float, direction)), magnitude, tuple(map(float, axis)))
 
