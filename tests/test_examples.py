@@ -12,17 +12,23 @@ import pytest
 EXAMPLES = pathlib.Path(__file__).parent.parent / 'examples'
 
 
-def test_si_tersoff_energy_example_under_verdi_run(aiida_profile):
+def _verdi_run(profile, script: str, *args: str) -> str:
+    """Run ``verdi -p PROFILE run examples/SCRIPT ARGS`` as a user would; return its standard output."""
     verdi = pathlib.Path(sys.executable).parent / 'verdi'
     completed = subprocess.run(
-        [str(verdi), '-p', aiida_profile.name, 'run', str(EXAMPLES / 'si_tersoff_energy.py'), '5.432'],
+        [str(verdi), '-p', profile.name, 'run', str(EXAMPLES / script), *args],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert completed.returncode == 0, completed.stderr
-    match = re.search(r'E = (-?\d+\.\d+) eV/atom\s+\(calcfunction PK (\d+)', completed.stdout)
-    assert match, completed.stdout
+    return completed.stdout
+
+
+def test_si_tersoff_energy_example_under_verdi_run(aiida_profile):
+    stdout = _verdi_run(aiida_profile, 'si_tersoff_energy.py', '5.432')
+    match = re.search(r'E = (-?\d+\.\d+) eV/atom\s+\(calcfunction PK (\d+)', stdout)
+    assert match, stdout
     assert float(match.group(1)) == pytest.approx(-4.63, abs=0.01)
 
     from aiida.orm import load_node
@@ -34,17 +40,9 @@ def test_si_tersoff_energy_example_under_verdi_run(aiida_profile):
 
 
 def test_realize_episode_example_under_verdi_run(aiida_profile):
-    verdi = pathlib.Path(sys.executable).parent / 'verdi'
-    script = EXAMPLES / 'realize_random_episode.py'
-    completed = subprocess.run(
-        [str(verdi), '-p', aiida_profile.name, 'run', str(script), '--bare', '--steps', '1', '--seed', '3'],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert completed.returncode == 0, completed.stderr
-    match = re.search(r'RealizeEpisodeWorkChain<(\d+)> exit status 0: 1 steps', completed.stdout)
-    assert match, completed.stdout
+    stdout = _verdi_run(aiida_profile, 'realize_random_episode.py', '--bare', '--steps', '1', '--seed', '3')
+    match = re.search(r'RealizeEpisodeWorkChain<(\d+)> exit status 0: 1 steps', stdout)
+    assert match, stdout
 
     from aiida.orm import Log, load_node
 
