@@ -34,6 +34,7 @@ __all__ = (
     'apply_action',
     'canonical',
     'classify',
+    'conclude',
     'episode_seeds',
     'evolve_environment',
     'has_escaped',
@@ -275,6 +276,25 @@ TERMINAL_OUTCOMES = ('success', 'dissociated_above_threshold', 'escaped')
 ROLLED_BACK_OUTCOMES = ('relax_failed', 'neb_failed')
 
 
+def conclude(
+    before: Atoms,
+    after: Atoms,
+    agent: t.Sequence[int],
+    relax_failed: bool,
+    escaped: bool,
+    barrier_ev: float,
+    dissociated: bool,
+    threshold: float,
+    weights: RewardWeights,
+) -> tuple[str, bool, float]:
+    """Stage 5, shared by both shells: (outcome, rolled back?, reward) of a step from ``before`` to ``after``."""
+    outcome = classify(relax_failed, escaped, barrier_ev, dissociated, threshold)
+    rolled_back = outcome in ROLLED_BACK_OUTCOMES
+    state = before if rolled_back else after
+    descent = float(before.positions[list(agent), 2].mean() - state.positions[list(agent), 2].mean())
+    return outcome, rolled_back, step_reward(outcome, barrier_ev, threshold, weights, descent)
+
+
 def transition(
     atoms: Atoms,
     agent: t.Sequence[int],
@@ -309,15 +329,14 @@ def transition(
             calls += verification.force_calls
     barrier_ev = band.barrier if band is not None else float('nan')
     dissociated = bool(verification and verification.dissociated)
-    outcome = classify(bool(relaxed.error), escaped, barrier_ev, dissociated, threshold)
-    rolled_back = outcome in ROLLED_BACK_OUTCOMES
-    state = atoms.copy() if rolled_back else relaxed.atoms
-    descent = float(atoms.positions[list(agent), 2].mean() - state.positions[list(agent), 2].mean())
+    outcome, rolled_back, reward = conclude(
+        atoms, relaxed.atoms, agent, bool(relaxed.error), escaped, barrier_ev, dissociated, threshold, weights
+    )
     return StepRecord(
-        atoms=state,
+        atoms=atoms.copy() if rolled_back else relaxed.atoms,
         action=action,
         outcome=outcome,
-        reward=step_reward(outcome, barrier_ev, threshold, weights, descent),
+        reward=reward,
         terminated=outcome in TERMINAL_OUTCOMES,
         energy_before=energy_before,
         energy_after=energy_before if rolled_back else relaxed.energy,

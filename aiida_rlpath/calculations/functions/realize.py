@@ -15,18 +15,16 @@ from aiida.engine import calcfunction
 from ase.constraints import FixAtoms
 
 from aiida_rlpath.envs.oxidation import (
-    ROLLED_BACK_OUTCOMES,
     TERMINAL_OUTCOMES,
     OxidationAction,
     OxidationSettings,
     RewardWeights,
     canonical,
-    classify,
+    conclude,
     has_escaped,
     measure_barrier,
     random_action,
     relax_after_move,
-    step_reward,
 )
 from aiida_rlpath.envs.oxidation import relax_start as relax_start_stage
 from aiida_rlpath.physics.bonds import o2_bond, verify_dissociation
@@ -176,11 +174,11 @@ def conclude_step(
     agent = system['agent']
     barrier_ev = number(barrier['barrier']) if barrier is not None else float('nan')
     dissociated = bool(verification is not None and verification['dissociated'])
-    outcome = classify(moved['error'] is not None, moved['escaped'], barrier_ev, dissociated, threshold.value)
-    rolled_back = outcome in ROLLED_BACK_OUTCOMES
-    before, after = initial.get_ase(), final.get_ase()
-    state = before if rolled_back else after
-    descent = float(before.positions[agent, 2].mean() - state.positions[agent, 2].mean())
+    after = final.get_ase()
+    outcome, rolled_back, reward = conclude(
+        initial.get_ase(), after, agent, moved['error'] is not None, moved['escaped'], barrier_ev, dissociated,
+        threshold.value, RewardWeights(**weights.get_dict()),
+    )  # fmt: skip
     energy_before = number(previous['energy_after'] if 'energy_after' in previous.get_dict() else previous['energy'])
     calls = moved['force_calls'] + (barrier['force_calls'] if barrier is not None else 0)
     calls += verification['force_calls'] if verification is not None else 0
@@ -189,9 +187,7 @@ def conclude_step(
             {
                 'action': action['vector'],
                 'outcome': outcome,
-                'reward': step_reward(
-                    outcome, barrier_ev, threshold.value, RewardWeights(**weights.get_dict()), descent
-                ),
+                'reward': reward,
                 'terminated': outcome in TERMINAL_OUTCOMES,
                 'rolled_back': rolled_back,
                 'energy_before': energy_before,
