@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from aiida_rlpath.physics.bonds import largest_void
 from aiida_rlpath.physics.neb import barrier, neb
 from aiida_rlpath.physics.pes import DEFAULT_OXIDATION_PES, PESSpec
 from aiida_rlpath.physics.relax import relax
@@ -61,13 +62,8 @@ def o2_in_largest_void(film, oxide, seed: int, candidates: int = 3000):
     from ase import Atoms
 
     rng = np.random.default_rng(seed)
-    cell = film.cell.array
-    points = rng.random((candidates, 3)) @ cell
-    points[:, 2] = rng.uniform(oxide.interface_z, oxide.surface_z, candidates)
-    probe = film + Atoms('X' * candidates, positions=points)
+    centre = largest_void(film, rng, candidates, (oxide.interface_z, oxide.surface_z))
     n = len(film)
-    nearest = [probe.get_distances(n + k, list(range(n)), mic=True).min() for k in range(candidates)]
-    centre = points[int(np.argmax(nearest))]
     axis = rng.normal(size=3)
     axis /= np.linalg.norm(axis)
     pair = [centre - 0.6325 * axis, centre + 0.6325 * axis]

@@ -22,6 +22,7 @@ __all__ = (
     'Verification',
     'bonded_neighbours',
     'coordination',
+    'largest_void',
     'o2_bond',
     'verify_dissociation',
 )
@@ -65,6 +66,20 @@ def coordination(
     keep = symbols[j] == neighbour
     counts = np.bincount(i[keep], minlength=len(atoms))
     return np.where(symbols == center, counts, -1)
+
+
+def largest_void(
+    atoms: Atoms, rng: np.random.Generator, candidates: int, z_range: tuple[float, float] | None = None
+) -> np.ndarray:
+    """The point (Å) farthest from every atom among ``candidates`` random points in the cell drawn from ``rng``
+    (heights uniform in ``z_range``, Å, if given): the centre of the largest void found."""
+    points = rng.random((candidates, 3)) @ atoms.cell.array
+    if z_range is not None:
+        points[:, 2] = rng.uniform(*z_range, candidates)
+    probe = atoms + Atoms('X' * candidates, positions=points)
+    n = len(atoms)
+    nearest = [probe.get_distances(n + k, list(range(n)), mic=True).min() for k in range(candidates)]
+    return points[int(np.argmax(nearest))]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -103,13 +103,11 @@ def insert_h2o(atoms: Atoms, seed: int, candidates: int = 2000) -> tuple[Atoms, 
     The void is the best of ``candidates`` random points (drawn from ``seed``) by distance to the nearest atom;
     the molecule gets a random orientation.
     """
+    from aiida_rlpath.physics.bonds import largest_void
+
     rng = np.random.default_rng(seed)
-    cell = atoms.cell.array
-    points = rng.random((candidates, 3)) @ cell
-    probe = atoms + Atoms('X' * candidates, positions=points)
+    centre = largest_void(atoms, rng, candidates)
     n = len(atoms)
-    nearest = [probe.get_distances(n + k, list(range(n)), mic=True).min() for k in range(candidates)]
-    centre = points[int(np.argmax(nearest))]
     bond, angle = 0.957, np.radians(104.5)
     local = np.array([[0, 0, 0], [bond, 0, 0], [bond * np.cos(angle), bond * np.sin(angle), 0]])
     q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
