@@ -23,10 +23,10 @@ from aiida_rlpath.systems.si_oxide import build_si_slab
 FAST = OxidationSettings(neb_images=3, neb_max_steps=150, max_steps=5)
 
 
-def _o2_over_si_dimer(height: float = 2.5) -> tuple[Atoms, list[int], np.ndarray]:
-    """Bare Si(001) (96 Si) with an O2 ``height`` Å above the midpoint of two neighbouring top Si, bond parallel
-    to them; returns the structure, the O2's indices and the unit vector between the two Si."""
-    slab = build_si_slab()
+def _o2_over_si_dimer(height: float = 2.5, size: str = 'small') -> tuple[Atoms, list[int], np.ndarray]:
+    """Bare Si(001) (96 Si; 24 if ``size='tiny'``) with an O2 ``height`` Å above the midpoint of two neighbouring
+    top Si, bond parallel to them; returns the structure, the O2's indices and the unit vector between the two Si."""
+    slab = build_si_slab(size)
     z = slab.positions[:, 2]
     tops = np.flatnonzero(z > z.max() - 0.1)
     first = tops[0]
@@ -35,7 +35,7 @@ def _o2_over_si_dimer(height: float = 2.5) -> tuple[Atoms, list[int], np.ndarray
     unit = vector / np.linalg.norm(vector)
     centre = slab.positions[first] + vector / 2 + [0, 0, height]
     atoms = slab + Atoms('O2', positions=[centre - 0.63 * unit, centre + 0.63 * unit])
-    return atoms, [96, 97], unit
+    return atoms, [len(slab), len(slab) + 1], unit
 
 
 def test_apply_action_moves_the_o2_rigidly():

@@ -31,10 +31,13 @@ __all__ = (
     'OxidationSettings',
     'RewardWeights',
     'StepRecord',
+    'TrainingSettings',
+    'anneal_threshold',
     'apply_action',
     'canonical',
     'classify',
     'conclude',
+    'cycle_seeds',
     'episode_seeds',
     'evolve_environment',
     'has_escaped',
@@ -42,6 +45,7 @@ __all__ = (
     'random_action',
     'relax_after_move',
     'relax_start',
+    'select_event',
     'step_reward',
     'transition',
 )
@@ -354,6 +358,60 @@ def evolve_environment(atoms: Atoms, seed: int, height: float = 3.0) -> tuple[At
     """After a kept oxidation event: the dissociated O atoms stay where they are bonded and a fresh O2 is
     inserted ``height`` Å above the film (drawn from ``seed``); returns the new structure and agent indices."""
     return insert_o2(atoms, seed, height=height)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """How REALIZE training proceeds in cycles.
+
+    :param cycles: training cycles.
+    :param episodes_per_cycle: episodes run (in parallel on daemon workers) from each cycle's environment.
+    :param threshold_start: barrier threshold of the first cycle, eV.
+    :param threshold_decay: the threshold is multiplied by this after every cycle (annealing: later events must
+        be cheaper) ...
+    :param threshold_min: ... but never falls below this, eV.
+    :param insert_height: height above the film at which the fresh O2 of an evolved environment is placed, Å.
+    :param ppo: :class:`~aiida_rlpath.rl.algos.ppo.PPOSettings` fields for the policy update.
+    """
+
+    cycles: int = 3
+    episodes_per_cycle: int = 4
+    threshold_start: float = 2.0
+    threshold_decay: float = 0.9
+    threshold_min: float = 0.5
+    insert_height: float = 3.0
+    ppo: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.cycles < 1 or self.episodes_per_cycle < 1:
+            raise ValueError('cycles and episodes_per_cycle must be at least 1')
+        if not (0 < self.threshold_decay <= 1):
+            raise ValueError(f'threshold_decay must be in (0, 1], got {self.threshold_decay}')
+        if self.threshold_start <= 0 or self.threshold_min <= 0 or self.insert_height <= 0:
+            raise ValueError('threshold_start, threshold_min and insert_height must be positive')
+
+
+def anneal_threshold(threshold: float, settings: TrainingSettings) -> float:
+    """The next cycle's barrier threshold (eV): geometric decay to a floor."""
+    return max(settings.threshold_min, threshold * settings.threshold_decay)
+
+
+def cycle_seeds(seed: int, cycle: int, episodes: int) -> dict[str, t.Any]:
+    """Seeds of one training cycle, derived from the training ``seed`` and the cycle number: one per episode,
+    one for the fresh O2 of the oxidation event, one for the policy update (the same in both shells)."""
+    draws = np.random.default_rng([int(seed), int(cycle)]).integers(2**31, size=episodes + 2)
+    return {'episodes': [int(x) for x in draws[:episodes]], 'event': int(draws[-2]), 'update': int(draws[-1])}
+
+
+def select_event(summaries: t.Sequence[dict]) -> int | None:
+    """Which episode's oxidation a cycle keeps: the verified success with the lowest effective barrier (the
+    highest barrier along its pathway, eV); ties go to the earlier episode. ``None`` when no episode succeeded."""
+    best, best_barrier = None, float('inf')
+    for index, summary in enumerate(summaries):
+        barrier_ev = summary.get('effective_barrier')
+        if summary.get('outcome') == 'success' and barrier_ev is not None and barrier_ev < best_barrier:
+            best, best_barrier = index, barrier_ev
+    return best
 
 
 def random_action(rng: np.random.Generator, d_max: float) -> OxidationAction:

@@ -57,8 +57,9 @@ PROTOCOLS = {
     'long': OxideProtocol(o2_per_round=1, round_steps=2000, anneal_steps=20000, quench_steps=8000, minimize_steps=2000),
 }
 
-#: Slab sizes: surface repeats (1×1 cells of 3.84 Å) and Si layers. Default 96 Si; the paper's 384 Si.
-SIZES = {'small': ((4, 4), 6), 'paper': ((8, 8), 6)}
+#: Slab sizes: surface repeats (1×1 cells of 3.84 Å) and Si layers. Default 96 Si; the paper's 384 Si; 'tiny'
+#: (24 Si) is for fast tests of the workflows only (its O2 sees its own periodic images 7.7 Å away).
+SIZES = {'tiny': ((2, 2), 6), 'small': ((4, 4), 6), 'paper': ((8, 8), 6)}
 
 
 @dataclasses.dataclass
@@ -94,7 +95,7 @@ def build_si_slab(size: str = 'small', lattice_constant: float = 5.425, vacuum: 
     """Unreconstructed Si(001) slab (orthogonal cell) with the bottom ``fixed_layers`` layers fixed.
 
     ``lattice_constant`` (Å) should be the PES's own (5.425 Å for the default ReaxFF); ``vacuum`` (Å) on both
-    sides. Sizes: ``'small'`` (96 Si) or ``'paper'`` (384 Si).
+    sides. Sizes: ``'tiny'`` (24 Si, tests), ``'small'`` (96 Si) or ``'paper'`` (384 Si).
     """
     repeats, layers = SIZES[size]
     slab = diamond100('Si', size=(*repeats, layers), a=lattice_constant, vacuum=vacuum, orthogonal=True)

@@ -30,7 +30,16 @@ from aiida_rlpath.envs.oxidation import relax_start as relax_start_stage
 from aiida_rlpath.physics.bonds import o2_bond, verify_dissociation
 from aiida_rlpath.physics.pes import PESSpec
 
-__all__ = ('conclude_step', 'neb_barrier', 'relax_move', 'relax_start', 'sample_action', 'verify')
+__all__ = (
+    'conclude_step',
+    'load_policy',
+    'trajectory_atoms',
+    'neb_barrier',
+    'relax_move',
+    'relax_start',
+    'sample_action',
+    'verify',
+)
 
 
 def json_safe(value):
@@ -58,6 +67,18 @@ def atoms_from(structure: orm.StructureData, system: orm.Dict):
     if fixed:
         atoms.set_constraint(FixAtoms(indices=fixed))
     return atoms
+
+
+def trajectory_atoms(trajectory: orm.TrajectoryData, index: int):
+    """Frame ``index`` of an episode trajectory as ``ase.Atoms`` (positions and cell in Å, periodic)."""
+    from ase import Atoms
+
+    return Atoms(
+        numbers=trajectory.get_array('numbers'),
+        positions=trajectory.get_positions()[index],
+        cell=trajectory.get_cells()[index],
+        pbc=True,
+    )
 
 
 def _settings(settings: orm.Dict) -> OxidationSettings:
@@ -93,10 +114,43 @@ def relax_start(structure: orm.StructureData, system: orm.Dict, pes: orm.Dict, s
 
 
 @calcfunction
-def sample_action(system: orm.Dict, settings: orm.Dict, seed: orm.Int) -> orm.Dict:
-    """The seeded random policy's action ``[direction(3), magnitude (Å), axis(3)]``."""
-    action = random_action(np.random.default_rng(seed.value), _settings(settings).d_max)
-    return orm.Dict({'vector': action.to_vector().tolist(), 'policy': 'random'})
+def sample_action(
+    system: orm.Dict,
+    settings: orm.Dict,
+    seed: orm.Int,
+    structure: orm.StructureData | None = None,
+    policy: orm.SinglefileData | None = None,
+) -> orm.Dict:
+    """The policy's action ``[direction(3), magnitude (Å), axis(3)]`` drawn from ``seed``.
+
+    Without ``policy`` the isotropic random policy draws it; with a :class:`PolicyCheckpointData` the model it
+    describes does, in ``structure``, and the raw ``sample`` and its ``logp`` (nats) are kept for the update.
+    """
+    d_max = _settings(settings).d_max
+    if policy is None:
+        action = random_action(np.random.default_rng(seed.value), d_max)
+        return orm.Dict({'vector': action.to_vector().tolist(), 'policy': 'random'})
+    model = load_policy(policy)
+    output = model.act(atoms_from(structure, system), system['agent'], seed.value)
+    action = OxidationAction.from_vector(output.sample, d_max)
+    return orm.Dict(
+        json_safe(
+            {
+                'vector': action.to_vector().tolist(),
+                'sample': output.sample.tolist(),
+                'logp': output.logp,
+                'value': output.value,
+                'policy': policy.base.attributes.get('sha256'),
+            }
+        )
+    )
+
+
+def load_policy(policy):
+    """The torch policy a :class:`PolicyCheckpointData` holds (hash re-checked, ``weights_only`` loading)."""
+    from aiida_rlpath.rl.models import build_policy
+
+    return build_policy(policy.architecture, policy.load_state_dict())
 
 
 @calcfunction
@@ -186,6 +240,8 @@ def conclude_step(
         json_safe(
             {
                 'action': action['vector'],
+                'sample': action.get('sample'),
+                'logp': action.get('logp'),
                 'outcome': outcome,
                 'reward': reward,
                 'terminated': outcome in TERMINAL_OUTCOMES,

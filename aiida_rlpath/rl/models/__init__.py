@@ -1,1 +1,28 @@
-"""Equivariant policies and value networks."""
+"""Policies for the REALIZE agent (torch; no AiiDA import) and the registry that rebuilds them from a checkpoint.
+
+A policy is a ``torch.nn.Module`` with ``architecture`` (a JSON dict with ``name``), ``act(atoms, agent, seed)``
+returning a :class:`~aiida_rlpath.rl.models.baseline.PolicyOutput`, and ``log_prob(states, samples)``.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from aiida_rlpath.rl.models.baseline import ContextFreePolicy, PolicyOutput
+
+__all__ = ('MODELS', 'ContextFreePolicy', 'PolicyOutput', 'build_policy')
+
+#: Policy classes by ``architecture['name']``.
+MODELS: dict[str, type] = {ContextFreePolicy.name: ContextFreePolicy}
+
+
+def build_policy(architecture: dict[str, t.Any], state_dict: dict | None = None):
+    """The policy that ``architecture`` describes, with ``state_dict`` loaded if given."""
+    options = dict(architecture)
+    name = options.pop('name', None)
+    if name not in MODELS:
+        raise ValueError(f'unknown policy model {name!r}; known: {sorted(MODELS)}')
+    policy = MODELS[name](**options)
+    if state_dict is not None:
+        policy.load_state_dict(state_dict)
+    return policy

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 from aiida import orm
 from aiida.engine import WorkChain, calcfunction, while_, workfunction
 
@@ -21,7 +22,9 @@ from aiida_rlpath.calculations.functions.realize import (
     sample_action,
     verify,
 )
+from aiida_rlpath.data.policy import PolicyCheckpointData
 from aiida_rlpath.envs.oxidation import OxidationSettings, RewardWeights, episode_seeds
+from aiida_rlpath.workflows.utils import retire_interrupted
 
 __all__ = ('RealizeEpisodeWorkChain', 'realize_step', 'summarize_episode')
 
@@ -37,9 +40,16 @@ def realize_step(
     previous: orm.Dict,
     action_seed: orm.Int,
     verify_seed: orm.Int,
+    policy: orm.SinglefileData | None = None,
 ) -> dict:
-    """One REALIZE step: action, move+relax, barrier, verification, record; returns the next structure."""
-    action = sample_action(system, settings, action_seed)
+    """One REALIZE step: action, move+relax, barrier, verification, record; returns the next structure.
+
+    Without ``policy`` the seeded random policy acts; with a :class:`PolicyCheckpointData` its model does.
+    """
+    if policy is None:
+        action = sample_action(system, settings, action_seed)
+    else:
+        action = sample_action(system, settings, action_seed, structure=structure, policy=policy)
     moved = relax_move(structure, system, action, pes, settings)
     result = moved['result']
     extra = {}
@@ -54,19 +64,45 @@ def realize_step(
 
 
 @calcfunction
-def summarize_episode(**records: orm.Dict) -> orm.Dict:
-    """The episode's step records in order, its return, last outcome and effective (highest) barrier, eV."""
-    steps = [records[key].get_dict() for key in sorted(records)]
+def summarize_episode(**inputs: orm.Data) -> dict:
+    """The episode's step records in order (``step_00``...), its return, last outcome, effective (highest)
+    barrier (eV) and force calls; and its pathway as a TrajectoryData of the states ``state_00``... (frame k is
+    the state step k acted in, the last frame the final state) with arrays ``energies`` (eV, per frame),
+    ``barriers`` (eV, per step; NaN where none was measured) and ``numbers`` (atomic numbers; read frames back
+    with :func:`~aiida_rlpath.calculations.functions.realize.trajectory_atoms`)."""
+    steps = [inputs[key].get_dict() for key in sorted(k for k in inputs if k.startswith('step_'))]
+    states = [inputs[key] for key in sorted(k for k in inputs if k.startswith('state_'))]
     barriers = [step['barrier'] for step in steps if step['barrier'] is not None]
-    return orm.Dict(
-        {
-            'steps': steps,
-            'return': sum(step['reward'] for step in steps),
-            'outcome': steps[-1]['outcome'] if steps else None,
-            'effective_barrier': max(barriers) if barriers else None,
-            'force_calls': sum(step['force_calls'] for step in steps),
-        }
-    )
+    trajectory = orm.TrajectoryData(states)
+    if states:
+        trajectory.set_array('numbers', states[0].get_ase().numbers)
+    energies = [number(step['energy_before']) for step in steps] + [number(steps[-1]['energy_after'])] if steps else []
+    if len(energies) == len(states):
+        trajectory.set_array('energies', np.array(energies, dtype=float))
+    trajectory.set_array('barriers', np.array([number(step['barrier']) for step in steps], dtype=float))
+    summary = {
+        'steps': steps,
+        'return': sum(step['reward'] for step in steps),
+        'outcome': steps[-1]['outcome'] if steps else None,
+        'effective_barrier': max(barriers) if barriers else None,
+        'force_calls': sum(step['force_calls'] for step in steps),
+    }
+    return {'summary': orm.Dict(summary), 'trajectory': trajectory}
+
+
+def validate_policy(value, _):
+    """Port validator: the checkpoint loads, its weights match its ``sha256``, and its model is known."""
+    if value is None:
+        return None
+    message = value.validate()
+    if message:
+        return message
+    from aiida_rlpath.rl.models import MODELS
+
+    name = value.architecture.get('name')
+    if name not in MODELS:
+        return f'policy checkpoint <{value.pk}>: unknown model {name!r} (known: {sorted(MODELS)})'
+    return None
 
 
 def _validate_system(value, _):
@@ -113,7 +149,8 @@ def _validate_inputs(inputs, _):
 
 
 class RealizeEpisodeWorkChain(WorkChain):
-    """One episode of REALIZE from a structure with an O2 agent, driven by a seeded policy (random for now)."""
+    """One episode of REALIZE from a structure with an O2 agent, driven by a policy checkpoint or the seeded random
+    policy."""
 
     @classmethod
     def get_builder_from_atoms(
@@ -125,10 +162,12 @@ class RealizeEpisodeWorkChain(WorkChain):
         pes=None,
         settings: OxidationSettings | None = None,
         weights: RewardWeights | None = None,
+        policy=None,
     ):
         """A builder for an ASE structure whose fixed atoms carry ``FixAtoms`` and whose O2 is ``agent``.
 
-        ``threshold`` in eV; ``pes`` a :class:`PESSpec` (default: the oxidation ReaxFF).
+        ``threshold`` in eV; ``pes`` a :class:`PESSpec` (default: the oxidation ReaxFF); ``policy`` a stored
+        :class:`PolicyCheckpointData` (default: the seeded random policy).
         """
         import numpy as np
         from ase.constraints import FixAtoms
@@ -151,6 +190,8 @@ class RealizeEpisodeWorkChain(WorkChain):
         builder.weights = orm.Dict(dataclasses.asdict(weights or RewardWeights()))
         builder.threshold = orm.Float(threshold)
         builder.seed = orm.Int(seed)
+        if policy is not None:
+            builder.policy = policy
         return builder
 
     @classmethod
@@ -168,13 +209,22 @@ class RealizeEpisodeWorkChain(WorkChain):
         spec.input('weights', valid_type=orm.Dict, default=lambda: orm.Dict(dataclasses.asdict(RewardWeights())))
         spec.input('threshold', valid_type=orm.Float, help='Current barrier threshold, eV.')
         spec.input('seed', valid_type=orm.Int, help='Episode seed: every random draw derives from it.')
+        spec.input(
+            'policy',
+            valid_type=PolicyCheckpointData,
+            required=False,
+            validator=validate_policy,
+            help='Policy checkpoint that acts; without it the seeded random policy acts.',
+        )
         spec.inputs.validator = _validate_inputs
         spec.output('structure', valid_type=orm.StructureData, help='Final structure.')
         spec.output('summary', valid_type=orm.Dict, help='Per-step records and episode totals.')
+        spec.output('trajectory', valid_type=orm.TrajectoryData, help='States along the episode, energies in eV.')
         spec.outline(cls.setup, while_(cls.should_continue)(cls.run_step), cls.finalize)
         spec.exit_code(510, 'ERROR_START_RELAXATION', message='the start structure could not be relaxed: {error}')
 
     def setup(self):
+        retire_interrupted(self, 'start')
         start = relax_start(
             self.inputs.structure, self.inputs.system, self.inputs.pes, self.inputs.settings,
             metadata={'call_link_label': 'start'},
@@ -185,6 +235,7 @@ class RealizeEpisodeWorkChain(WorkChain):
         self.ctx.action_seed, self.ctx.verify_seed = episode_seeds(self.inputs.seed.value)
         self.ctx.structure, self.ctx.previous = start['structure'], start['result']
         self.ctx.step, self.ctx.records, self.ctx.failures, self.ctx.done = 0, [], 0, False
+        self.ctx.states = [start['structure'].pk]
         self.report(f'start relaxed: E = {number(start["result"]["energy"]):.4f} eV')
         return None
 
@@ -193,6 +244,8 @@ class RealizeEpisodeWorkChain(WorkChain):
 
     def run_step(self):
         k = self.ctx.step
+        retire_interrupted(self, f'step_{k:02d}')
+        extra = {'policy': self.inputs.policy} if 'policy' in self.inputs else {}
         outputs = realize_step(
             structure=self.ctx.structure,
             system=self.inputs.system,
@@ -204,10 +257,12 @@ class RealizeEpisodeWorkChain(WorkChain):
             action_seed=orm.Int(self.ctx.action_seed + k),
             verify_seed=orm.Int(self.ctx.verify_seed + k),
             metadata={'call_link_label': f'step_{k:02d}'},
+            **extra,
         )
         record = outputs['record']
         self.ctx.structure, self.ctx.previous = outputs['structure'], record
         self.ctx.records.append(record.pk)
+        self.ctx.states.append(outputs['structure'].pk)
         self.ctx.failures += record['rolled_back']
         self.ctx.done = record['terminated'] or self.ctx.failures >= self.ctx.settings.max_neb_failures
         self.ctx.step += 1
@@ -217,6 +272,10 @@ class RealizeEpisodeWorkChain(WorkChain):
         self.report(f'step {k:02d}: {record["outcome"]}, barrier {barrier}, reward {record["reward"]:.3f}')
 
     def finalize(self):
-        records = {f'step_{i:02d}': orm.load_node(pk) for i, pk in enumerate(self.ctx.records)}
+        retire_interrupted(self, 'summary')
+        inputs = {f'step_{i:02d}': orm.load_node(pk) for i, pk in enumerate(self.ctx.records)}
+        inputs.update({f'state_{i:02d}': orm.load_node(pk) for i, pk in enumerate(self.ctx.states)})
+        outputs = summarize_episode(**inputs, metadata={'call_link_label': 'summary'})
         self.out('structure', self.ctx.structure)
-        self.out('summary', summarize_episode(**records, metadata={'call_link_label': 'summary'}))
+        self.out('summary', outputs['summary'])
+        self.out('trajectory', outputs['trajectory'])

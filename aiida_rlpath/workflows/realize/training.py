@@ -1,0 +1,230 @@
+"""``RealizeTrainingWorkChain`` (entry point ``rlpath.realize.training``): REALIZE training in cycles.
+
+A cycle submits K :class:`RealizeEpisodeWorkChain` from the current environment (they run in parallel on daemon
+workers), computes the cycle's metrics (``cycle_metrics``: success rate, mean effective barrier, the kept event),
+keeps the lowest-barrier verified oxidation (``oxidation_event``: the environment evolves and a fresh O2 comes),
+updates the policy (``ppo_update``: a new :class:`PolicyCheckpointData`) and anneals the barrier threshold.
+Every quantity a training figure needs is a node of this graph (see :mod:`aiida_rlpath.analysis`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aiida import orm
+from aiida.engine import WorkChain, append_, while_
+
+from aiida_rlpath.calculations.functions.training import cycle_metrics, episode_key, oxidation_event, ppo_update
+from aiida_rlpath.data.policy import PolicyCheckpointData
+from aiida_rlpath.envs.oxidation import (
+    OxidationSettings,
+    RewardWeights,
+    TrainingSettings,
+    anneal_threshold,
+    cycle_seeds,
+)
+from aiida_rlpath.workflows.realize.episode import (
+    RealizeEpisodeWorkChain,
+    _validate_inputs,
+    _validate_settings,
+    _validate_system,
+    validate_policy,
+)
+from aiida_rlpath.workflows.utils import retire_interrupted
+
+__all__ = ('RealizeTrainingWorkChain',)
+
+
+def _validate_training(value, _):
+    try:
+        settings = TrainingSettings(**value.get_dict())
+        from aiida_rlpath.rl.algos.ppo import PPOSettings
+
+        PPOSettings(**settings.ppo)
+    except (TypeError, ValueError) as exception:
+        return f'invalid `training`: {exception}'
+    return None
+
+
+def _validate_training_inputs(inputs, ctx):
+    message = _validate_inputs(inputs, ctx)
+    if message:
+        return message
+    if 'threshold' in inputs and inputs['threshold'].value <= 0:
+        return f'`threshold` must be positive (eV), got {inputs["threshold"].value}'
+    return None
+
+
+class RealizeTrainingWorkChain(WorkChain):
+    """REALIZE training: cycles of parallel episodes, event selection, environment evolution, PPO, annealing."""
+
+    @classmethod
+    def get_builder_continue(cls, node: orm.WorkChainNode, cycles: int | None = None):
+        """A builder that continues the training ``node`` (finished, failed or killed) from its last complete cycle.
+
+        It starts from that cycle's policy checkpoint and evolved environment, with the next annealed threshold
+        and the cycle numbering (hence the seeds) continued. ``cycles``: how many cycles to run (default: those
+        ``node`` had left, or as many as it ran if it had finished them all). Every other input is ``node``'s.
+        """
+        from aiida.common.links import LinkType
+
+        calls = {
+            link.link_label: link.node
+            for link in node.base.links.get_outgoing(link_type=LinkType.CALL_CALC).all()
+            if link.node.is_finished_ok
+        }
+        training = TrainingSettings(**node.inputs.training.get_dict())
+        first = node.inputs.first_cycle.value
+        planned = first + training.cycles
+        complete = [c for c in range(first, planned) if f'cycle_{c:02d}_update' in calls]
+        builder = node.get_builder_restart()
+        if complete:
+            last = max(complete)
+            builder.policy = calls[f'cycle_{last:02d}_update'].outputs.policy
+            events = [c for c in range(first, last + 1) if f'cycle_{c:02d}_event' in calls]
+            if events:
+                event = calls[f'cycle_{max(events):02d}_event']
+                builder.structure, builder.system = event.outputs.structure, event.outputs.system
+            threshold = calls[f'cycle_{last:02d}_metrics'].outputs.result['threshold']
+            builder.threshold = orm.Float(anneal_threshold(threshold, training))
+            builder.first_cycle = orm.Int(last + 1)
+            remaining = planned - last - 1
+        else:
+            remaining = training.cycles
+        count = cycles if cycles is not None else (remaining or training.cycles)
+        builder.training = orm.Dict({**node.inputs.training.get_dict(), 'cycles': int(count)})
+        builder.metadata.label = f'continues <{node.pk}>'
+        return builder
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input('structure', valid_type=orm.StructureData, help='Initial environment (Å) with the agent O2.')
+        spec.input('system', valid_type=orm.Dict, validator=_validate_system, help='agent, fixed, film_top (Å).')
+        spec.input('pes', valid_type=orm.Dict, help='PESSpec.to_dict() of the potential.')
+        spec.input(
+            'settings',
+            valid_type=orm.Dict,
+            default=lambda: orm.Dict(dataclasses.asdict(OxidationSettings())),
+            validator=_validate_settings,
+            help='OxidationSettings of every episode (Å, eV/Å).',
+        )
+        spec.input('weights', valid_type=orm.Dict, default=lambda: orm.Dict(dataclasses.asdict(RewardWeights())))
+        spec.input(
+            'training',
+            valid_type=orm.Dict,
+            default=lambda: orm.Dict(dataclasses.asdict(TrainingSettings())),
+            validator=_validate_training,
+            help='TrainingSettings: cycles, episodes per cycle, threshold schedule (eV), PPO settings.',
+        )
+        spec.input('policy', valid_type=PolicyCheckpointData, validator=validate_policy, help='Initial policy.')
+        spec.input('seed', valid_type=orm.Int, help='Training seed: all other seeds derive from it.')
+        spec.input(
+            'first_cycle',
+            valid_type=orm.Int,
+            default=lambda: orm.Int(0),
+            help='Number of the first cycle (a restart continues the numbering, and so the seeds).',
+        )
+        spec.input(
+            'threshold',
+            valid_type=orm.Float,
+            required=False,
+            help='Barrier threshold of the first cycle, eV (default: training.threshold_start).',
+        )
+        spec.inputs.validator = _validate_training_inputs
+        spec.output('structure', valid_type=orm.StructureData, help='The evolved environment after the last cycle.')
+        spec.output('system', valid_type=orm.Dict, help='Its agent, fixed atoms and film top (Å).')
+        spec.output('policy', valid_type=PolicyCheckpointData, help='The last policy checkpoint.')
+        spec.output_namespace('cycles', valid_type=orm.Dict, dynamic=True, help='Metrics of each cycle.')
+        spec.output_namespace('events', valid_type=orm.Dict, dynamic=True, help='The oxidation event each cycle kept.')
+        spec.outline(cls.setup, while_(cls.next_cycle)(cls.run_episodes, cls.close_cycle), cls.finalize)
+        spec.exit_code(410, 'ERROR_EPISODES_FAILED', message='every episode of cycle {cycle} failed')
+
+    def setup(self):
+        self.ctx.training = TrainingSettings(**self.inputs.training.get_dict())
+        self.ctx.cycle = self.inputs.first_cycle.value
+        self.ctx.last_cycle = self.ctx.cycle + self.ctx.training.cycles
+        self.ctx.threshold = (
+            self.inputs.threshold.value if 'threshold' in self.inputs else self.ctx.training.threshold_start
+        )
+        self.ctx.structure, self.ctx.system, self.ctx.policy = (
+            self.inputs.structure, self.inputs.system, self.inputs.policy,
+        )  # fmt: skip
+
+    def next_cycle(self):
+        return self.ctx.cycle < self.ctx.last_cycle
+
+    def run_episodes(self):
+        c = self.ctx.cycle
+        seeds = cycle_seeds(self.inputs.seed.value, c, self.ctx.training.episodes_per_cycle)
+        threshold = orm.Float(self.ctx.threshold)
+        for k, seed in enumerate(seeds['episodes']):
+            inputs = {
+                'structure': self.ctx.structure,
+                'system': self.ctx.system,
+                'pes': self.inputs.pes,
+                'settings': self.inputs.settings,
+                'weights': self.inputs.weights,
+                'threshold': threshold,
+                'seed': orm.Int(seed),
+                'policy': self.ctx.policy,
+                'metadata': {
+                    'label': f'cycle {c:02d} episode {k:02d}',
+                    'call_link_label': f'cycle_{c:02d}_episode_{k:02d}',
+                },
+            }
+            self.to_context(episodes=append_(self.submit(RealizeEpisodeWorkChain, **inputs)))
+        count = len(seeds['episodes'])
+        self.report(f'cycle {c:02d}: submitted {count} episodes, threshold {self.ctx.threshold:.3f} eV')
+
+    def close_cycle(self):
+        c = self.ctx.cycle
+        prefix = f'cycle_{c:02d}'
+        seeds = cycle_seeds(self.inputs.seed.value, c, self.ctx.training.episodes_per_cycle)
+        episodes = [node for node in self.ctx.episodes if node.is_finished_ok]
+        for node in self.ctx.episodes:
+            if not node.is_finished_ok:
+                self.report(f'{prefix}: episode <{node.pk}> failed ({node.exit_status}); left out of the cycle')
+        self.ctx.episodes = []
+        if not episodes:
+            return self.exit_codes.ERROR_EPISODES_FAILED.format(cycle=c)
+
+        summaries = {episode_key(i): node.outputs.summary for i, node in enumerate(episodes)}
+        retire_interrupted(self, f'{prefix}_metrics')
+        metrics = cycle_metrics(
+            orm.Float(self.ctx.threshold), **summaries, metadata={'call_link_label': f'{prefix}_metrics'}
+        )
+        self.out(f'cycles.{prefix}', metrics)
+
+        if metrics['kept'] is not None:
+            kept = episodes[metrics['kept']]
+            retire_interrupted(self, f'{prefix}_event')
+            event = oxidation_event(
+                kept.outputs.structure, self.ctx.system, orm.Int(seeds['event']),
+                orm.Float(self.ctx.training.insert_height), metadata={'call_link_label': f'{prefix}_event'},
+            )  # fmt: skip
+            self.ctx.structure, self.ctx.system = event['structure'], event['system']
+            self.out(f'events.{prefix}', event['event'])
+
+        trajectories = {f'trajectory_{i:02d}': node.outputs.trajectory for i, node in enumerate(episodes)}
+        retire_interrupted(self, f'{prefix}_update')
+        update = ppo_update(
+            self.ctx.policy, self.inputs.training, orm.Int(seeds['update']), **summaries, **trajectories,
+            metadata={'call_link_label': f'{prefix}_update'},
+        )  # fmt: skip
+        self.ctx.policy = update['policy']
+        barrier = metrics['mean_effective_barrier']
+        self.report(
+            f'{prefix}: success rate {metrics["success_rate"]:.2f}, mean effective barrier '
+            + ('n/a' if barrier is None else f'{barrier:.3f} eV')
+            + f', event {"kept from episode " + str(metrics["kept"]) if metrics["kept"] is not None else "none"}'
+            + f', policy <{self.ctx.policy.pk}>'
+        )
+        self.ctx.threshold = anneal_threshold(self.ctx.threshold, self.ctx.training)
+        self.ctx.cycle += 1
+        return None
+
+    def finalize(self):
+        self.out('structure', self.ctx.structure)
+        self.out('system', self.ctx.system)
+        self.out('policy', self.ctx.policy)

@@ -1,0 +1,44 @@
+"""Helpers shared by the work chains."""
+
+from __future__ import annotations
+
+from aiida.common.links import LinkType
+from aiida.orm import ProcessNode
+
+__all__ = ('retire_interrupted',)
+
+INTERRUPTED = 'interrupted: its daemon worker was lost mid-run; the parent re-ran this call'
+
+
+def _retire(node: ProcessNode) -> int:
+    count = 0
+    for child in node.called:
+        count += _retire(child)
+    if not node.is_terminated:
+        from plumpy import ProcessState
+
+        node.set_process_state(ProcessState.KILLED)
+        node.set_process_status(INTERRUPTED)
+        node.seal()
+        count += 1
+    return count
+
+
+def retire_interrupted(workchain, label: str) -> int:
+    """Mark the calls ``label`` of ``workchain`` that never terminated (their worker died mid-run) as killed.
+
+    A work chain resumes from its last checkpoint, so a step whose in-process calcfunction or workfunction was
+    running when the worker died runs again; the lost attempt would otherwise stay 'running' for ever. Marking
+    it killed keeps the graph honest: one finished call per step, and any lost attempt visibly interrupted.
+    Returns how many nodes were retired (reported on the work chain).
+    """
+    retired = 0
+    links = workchain.node.base.links.get_outgoing(
+        link_type=(LinkType.CALL_CALC, LinkType.CALL_WORK), link_label_filter=label
+    ).all()
+    for link in links:
+        if not link.node.is_terminated:
+            retired += _retire(link.node)
+    if retired:
+        workchain.report(f'{label}: retired {retired} call(s) interrupted by a lost worker; running it again')
+    return retired
