@@ -8,6 +8,7 @@ import os
 import signal
 import time
 
+import numpy as np
 import pytest
 from aiida import orm
 from aiida.common.links import LinkType
@@ -46,9 +47,16 @@ def _calls(node, link_type=LinkType.CALL_CALC):
     return {link.link_label: link.node for link in node.base.links.get_outgoing(link_type=link_type).all()}
 
 
-def test_training_keeps_events_updates_the_policy_and_anneals(aiida_profile_clean):
+@pytest.fixture(scope='module')
+def trained(aiida_profile):
+    """A finished 2-cycle training on the 24-Si slab (about a minute), shared by the tests that read it."""
     builder = _builder()
     results, node = run_get_node(builder)
+    return builder, results, node
+
+
+def test_training_keeps_events_updates_the_policy_and_anneals(trained):
+    builder, results, node = trained
     assert node.is_finished_ok, node.exit_status
     cycles = results['cycles']
     assert sorted(cycles) == ['cycle_00', 'cycle_01']
@@ -89,6 +97,49 @@ def test_training_keeps_events_updates_the_policy_and_anneals(aiida_profile_clea
     assert more.training['cycles'] == 1
     again = node.get_builder_restart()  # AiiDA's own: the same inputs
     assert again.seed.value == SEED and again.policy.uuid == builder.policy.uuid
+
+
+def test_cli_report_export_and_restart(trained, tmp_path):
+    from ase.io import read
+    from click.testing import CliRunner
+
+    from aiida_rlpath.cli import cmd_root
+
+    _, results, node = trained
+    runner = CliRunner()
+    report = runner.invoke(cmd_root, ['realize', 'report', str(node.pk), '--output-dir', str(tmp_path)])
+    assert report.exit_code == 0, report.output
+    assert '2 cycle(s) finished' in report.output and 'oxidation event(s) kept' in report.output
+    assert (tmp_path / f'realize_{node.pk}_training.png').stat().st_size > 1000
+    assert (tmp_path / f'realize_{node.pk}_barriers.png').stat().st_size > 1000
+
+    exported = runner.invoke(cmd_root, ['realize', 'export', str(node.pk), '--output-dir', str(tmp_path)])
+    assert exported.exit_code == 0, exported.output
+    files = sorted(tmp_path.glob('*.extxyz'))
+    assert len(files) == len(results['events'])  # one pathway per kept event
+    frames = read(files[0], index=':')
+    assert frames[-1].info['outcome'] == 'success' and frames[-1].info['barrier'] >= 0
+    assert all(np.isfinite(frame.get_potential_energy()) for frame in frames)  # ASE reads energy into a calculator
+
+    episode = next(iter(_calls(node, LinkType.CALL_WORK).values()))
+    steps = runner.invoke(cmd_root, ['realize', 'report', str(episode.pk)])
+    assert steps.exit_code == 0 and 'outcome' in steps.output, steps.output
+    wrong = runner.invoke(cmd_root, ['realize', 'report', str(_calls(node)['cycle_00_update'].pk)])
+    assert wrong.exit_code != 0 and 'not a REALIZE training' in wrong.output
+
+    label = {'attributes.process_label': 'RealizeTrainingWorkChain'}
+    query = orm.QueryBuilder().append(orm.WorkChainNode, filters=label)
+    before = {n.pk for n in query.all(flat=True)}
+    restarted = runner.invoke(cmd_root, ['realize', 'restart', str(node.pk), '--cycles', '1'])
+    assert restarted.exit_code == 0, restarted.output
+    query = orm.QueryBuilder().append(
+        orm.WorkChainNode, filters={'attributes.process_label': 'RealizeTrainingWorkChain'}
+    )
+    (new,) = [n for n in query.all(flat=True) if n.pk not in before]
+    assert new.is_finished_ok, new.exit_status
+    assert sorted(new.outputs.cycles) == ['cycle_02']  # numbering continues
+    assert new.outputs.cycles['cycle_02']['threshold'] == pytest.approx(1.62)
+    assert _calls(new)['cycle_02_update'].inputs.policy.uuid == results['policy'].uuid
 
 
 def test_invalid_training_inputs_are_refused_before_anything_runs(aiida_profile_clean):

@@ -33,11 +33,11 @@ from aiida_rlpath.physics.pes import PESSpec
 __all__ = (
     'conclude_step',
     'load_policy',
-    'trajectory_atoms',
     'neb_barrier',
     'relax_move',
     'relax_start',
     'sample_action',
+    'trajectory_atoms',
     'verify',
 )
 

@@ -14,6 +14,7 @@ import dataclasses
 from aiida import orm
 from aiida.engine import WorkChain, append_, while_
 
+from aiida_rlpath.calculations.functions.systems import oxidation_system
 from aiida_rlpath.calculations.functions.training import cycle_metrics, episode_key, oxidation_event, ppo_update
 from aiida_rlpath.data.policy import PolicyCheckpointData
 from aiida_rlpath.envs.oxidation import (
@@ -46,10 +47,23 @@ def _validate_training(value, _):
     return None
 
 
+def _validate_build(value, _):
+    from aiida_rlpath.calculations.functions.systems import validate_system_parameters
+
+    return validate_system_parameters(value.get_dict()) if value is not None else None
+
+
 def _validate_training_inputs(inputs, ctx):
-    message = _validate_inputs(inputs, ctx)
-    if message:
-        return message
+    given = [key for key in ('structure', 'system') if key in inputs]
+    if 'build' in inputs:
+        if given:
+            return f'give either `build` or `structure` and `system`, not both (got {given} too)'
+    elif len(given) < 2:
+        return 'give `structure` and `system`, or `build` to grow the starting system'
+    else:
+        message = _validate_inputs(inputs, ctx)
+        if message:
+            return message
     if 'threshold' in inputs and inputs['threshold'].value <= 0:
         return f'`threshold` must be positive (eV), got {inputs["threshold"].value}'
     return None
@@ -57,6 +71,52 @@ def _validate_training_inputs(inputs, ctx):
 
 class RealizeTrainingWorkChain(WorkChain):
     """REALIZE training: cycles of parallel episodes, event selection, environment evolution, PPO, annealing."""
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        protocol: str | None = None,
+        overrides: dict | None = None,
+        atoms=None,
+        agent=None,
+        seed: int = 0,
+        policy: PolicyCheckpointData | None = None,
+        pes=None,
+    ):
+        """A builder from a protocol preset (``fast``, ``balanced``, ``paper``; see ``workflows/protocols``).
+
+        ``overrides`` is merged into the preset (keys ``system``, ``settings``, ``training``, ``weights``). Without
+        ``atoms`` the work chain grows its own start (``build``) from the preset's ``system`` parameters; with an
+        ASE structure ``atoms`` whose O2 is ``agent`` it starts there. ``policy`` defaults to the context-free
+        baseline at its isotropic initialisation (stored once, found again by hash). ``pes`` a PESSpec
+        (default: the oxidation ReaxFF). ``seed`` drives everything random.
+        """
+        from aiida_rlpath.physics.pes import DEFAULT_OXIDATION_PES
+        from aiida_rlpath.rl.models import ContextFreePolicy
+        from aiida_rlpath.workflows.protocols import get_protocol
+
+        preset = get_protocol('realize', protocol, overrides)
+        settings = OxidationSettings(**preset.get('settings', {}))
+        training = TrainingSettings(**preset.get('training', {}))
+        weights = RewardWeights(**preset.get('weights', {}))
+        if atoms is not None:
+            episode = RealizeEpisodeWorkChain.get_builder_from_atoms(atoms, agent, seed, pes=pes, settings=settings)
+            builder = cls.get_builder()
+            builder.structure, builder.system = episode.structure, episode.system
+        else:
+            builder = cls.get_builder()
+            builder.build = orm.Dict({**preset.get('system', {}), 'seed': int(seed)})
+        builder.pes = orm.Dict((pes or DEFAULT_OXIDATION_PES).to_dict())
+        builder.settings = orm.Dict(dataclasses.asdict(settings))
+        builder.weights = orm.Dict(dataclasses.asdict(weights))
+        builder.training = orm.Dict(dataclasses.asdict(training))
+        if policy is None:
+            model = ContextFreePolicy(settings.d_max)
+            policy = PolicyCheckpointData.get_or_create(model.state_dict(), model.architecture)[0]
+        builder.policy = policy
+        builder.seed = orm.Int(seed)
+        builder.metadata.label = f'REALIZE training ({preset["name"]})'
+        return builder
 
     @classmethod
     def get_builder_continue(cls, node: orm.WorkChainNode, cycles: int | None = None):
@@ -85,6 +145,10 @@ class RealizeTrainingWorkChain(WorkChain):
             if events:
                 event = calls[f'cycle_{max(events):02d}_event']
                 builder.structure, builder.system = event.outputs.structure, event.outputs.system
+            elif 'system' in calls:  # the run grew its own start: continue from it rather than grow it again
+                builder.structure, builder.system = calls['system'].outputs.structure, calls['system'].outputs.system
+            if 'structure' in builder:
+                builder.pop('build', None)
             threshold = calls[f'cycle_{last:02d}_metrics'].outputs.result['threshold']
             builder.threshold = orm.Float(anneal_threshold(threshold, training))
             builder.first_cycle = orm.Int(last + 1)
@@ -99,8 +163,23 @@ class RealizeTrainingWorkChain(WorkChain):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input('structure', valid_type=orm.StructureData, help='Initial environment (Å) with the agent O2.')
-        spec.input('system', valid_type=orm.Dict, validator=_validate_system, help='agent, fixed, film_top (Å).')
+        spec.input(
+            'structure', valid_type=orm.StructureData, required=False, help='Initial environment (Å) with the agent O2.'
+        )
+        spec.input(
+            'system',
+            valid_type=orm.Dict,
+            required=False,
+            validator=_validate_system,
+            help='agent, fixed, film_top (Å).',
+        )
+        spec.input(
+            'build',
+            valid_type=orm.Dict,
+            required=False,
+            validator=_validate_build,
+            help='Instead of structure/system: parameters of `oxidation_system`, which grows the start (Å).',
+        )
         spec.input('pes', valid_type=orm.Dict, help='PESSpec.to_dict() of the potential.')
         spec.input(
             'settings',
@@ -141,15 +220,24 @@ class RealizeTrainingWorkChain(WorkChain):
         spec.exit_code(410, 'ERROR_EPISODES_FAILED', message='every episode of cycle {cycle} failed')
 
     def setup(self):
+        if 'build' in self.inputs:
+            retire_interrupted(self, 'system')
+            built = oxidation_system(self.inputs.build, metadata={'call_link_label': 'system'})
+            self.ctx.structure, self.ctx.system = built['structure'], built['system']
+            oxide = built['oxide'].get_dict()
+            self.report(
+                f'built the start: {len(built["structure"].sites)} atoms, oxide '
+                f'{oxide.get("oxide_thickness", 0.0):.2f} Å thick'
+            )
+        else:
+            self.ctx.structure, self.ctx.system = self.inputs.structure, self.inputs.system
+        self.ctx.policy = self.inputs.policy
         self.ctx.training = TrainingSettings(**self.inputs.training.get_dict())
         self.ctx.cycle = self.inputs.first_cycle.value
         self.ctx.last_cycle = self.ctx.cycle + self.ctx.training.cycles
         self.ctx.threshold = (
             self.inputs.threshold.value if 'threshold' in self.inputs else self.ctx.training.threshold_start
         )
-        self.ctx.structure, self.ctx.system, self.ctx.policy = (
-            self.inputs.structure, self.inputs.system, self.inputs.policy,
-        )  # fmt: skip
 
     def next_cycle(self):
         return self.ctx.cycle < self.ctx.last_cycle

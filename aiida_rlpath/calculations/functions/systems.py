@@ -1,0 +1,71 @@
+"""Seeded calcfunctions that build simulation systems, so a training's starting structure has provenance too."""
+
+from __future__ import annotations
+
+import numpy as np
+from aiida import orm
+from aiida.engine import calcfunction
+from ase.constraints import FixAtoms
+
+from aiida_rlpath.calculations.functions.realize import json_safe
+from aiida_rlpath.envs.oxidation import canonical
+from aiida_rlpath.systems.si_oxide import build_oxidized_slab, build_si_slab, insert_o2
+
+__all__ = ('OXIDATION_SYSTEM_DEFAULTS', 'oxidation_system')
+
+#: Parameters of :func:`oxidation_system`: slab ``size`` ('tiny', 'small', 'paper'), ``oxide_thickness`` (Å; 0 for
+#: bare Si(001)), ``oxide_protocol`` ('quick' or 'long'), ``seed``, and ``insert_height``: how far above the top
+#: atom the agent O2's centre starts, Å.
+OXIDATION_SYSTEM_DEFAULTS = {
+    'size': 'small',
+    'oxide_thickness': 5.0,
+    'oxide_protocol': 'quick',
+    'seed': 0,
+    'insert_height': 3.0,
+}
+
+
+def validate_system_parameters(parameters: dict) -> str | None:
+    """A message naming what is wrong with ``parameters`` for :func:`oxidation_system`, or ``None``."""
+    from aiida_rlpath.systems.si_oxide import PROTOCOLS, SIZES
+
+    unknown = set(parameters) - set(OXIDATION_SYSTEM_DEFAULTS)
+    if unknown:
+        return f'unknown system parameters {sorted(unknown)}; known: {sorted(OXIDATION_SYSTEM_DEFAULTS)}'
+    merged = {**OXIDATION_SYSTEM_DEFAULTS, **parameters}
+    if merged['size'] not in SIZES:
+        return f'system size {merged["size"]!r} is not one of {sorted(SIZES)}'
+    if merged['oxide_protocol'] not in PROTOCOLS:
+        return f'oxide protocol {merged["oxide_protocol"]!r} is not one of {sorted(PROTOCOLS)}'
+    if merged['oxide_thickness'] < 0 or merged['insert_height'] <= 0:
+        return 'oxide_thickness must be >= 0 and insert_height > 0 (Å)'
+    return None
+
+
+@calcfunction
+def oxidation_system(parameters: orm.Dict) -> dict:
+    """Si(001) with an a-SiO2 film grown by reactive MD (or bare, for thickness 0) and an agent O2 above it.
+
+    Returns ``structure`` and ``system`` (``agent``, ``fixed``, ``film_top`` in Å) ready for the REALIZE work
+    chains, and ``oxide`` (what the growth measured: thickness in Å, O count, deposited/rejected O2).
+    """
+    options = {**OXIDATION_SYSTEM_DEFAULTS, **parameters.get_dict()}
+    rng = np.random.default_rng(int(options['seed']))
+    if options['oxide_thickness'] > 0:
+        oxide = build_oxidized_slab(
+            int(rng.integers(2**31)), options['oxide_thickness'], options['size'], options['oxide_protocol']
+        )
+        slab, metadata = oxide.atoms, oxide.metadata()
+    else:
+        slab, metadata = build_si_slab(options['size']), {'oxide_thickness': 0.0}
+    fixed = sorted({int(i) for c in slab.constraints if isinstance(c, FixAtoms) for i in c.index})
+    atoms, agent = insert_o2(slab, int(rng.integers(2**31)), height=options['insert_height'])
+    atoms = canonical(atoms)
+    atoms.set_tags(0)
+    return {
+        'structure': orm.StructureData(ase=atoms),
+        'system': orm.Dict(
+            {'agent': agent, 'fixed': fixed, 'film_top': float(np.delete(atoms.positions[:, 2], agent).max())}
+        ),
+        'oxide': orm.Dict(json_safe(metadata)),
+    }

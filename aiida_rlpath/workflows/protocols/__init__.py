@@ -1,0 +1,48 @@
+"""Protocol presets (YAML, one file per workflow family) merged with user overrides."""
+
+from __future__ import annotations
+
+import copy
+import pathlib
+import typing as t
+
+import yaml
+
+__all__ = ('get_protocol', 'list_protocols', 'recursive_merge')
+
+HERE = pathlib.Path(__file__).parent
+
+
+def _load(family: str) -> dict[str, t.Any]:
+    path = HERE / f'{family}.yaml'
+    if not path.exists():
+        raise ValueError(f'no protocols for {family!r}')
+    return yaml.safe_load(path.read_text())
+
+
+def list_protocols(family: str) -> dict[str, str]:
+    """Protocol names of ``family`` with their descriptions."""
+    return {name: data.get('description', '') for name, data in _load(family)['protocols'].items()}
+
+
+def recursive_merge(base: dict, overrides: dict) -> dict:
+    """A copy of ``base`` with ``overrides`` merged in, nested dictionaries key by key."""
+    merged = copy.deepcopy(base)
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = recursive_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def get_protocol(family: str, name: str | None = None, overrides: dict | None = None) -> dict[str, t.Any]:
+    """The protocol ``name`` of ``family`` (default: the family's ``default_protocol``) with ``overrides`` merged."""
+    data = _load(family)
+    name = name or data['default_protocol']
+    if name not in data['protocols']:
+        raise ValueError(f'unknown {family} protocol {name!r}; choose one of {sorted(data["protocols"])}')
+    protocol = recursive_merge(data['protocols'][name], overrides or {})
+    protocol.pop('description', None)
+    protocol['name'] = name
+    return protocol
