@@ -15,7 +15,7 @@ def test_policy_is_seeded_and_rebuilds_from_its_architecture():
     first, again, other = policy.act(None, [0, 1], 3), policy.act(None, [0, 1], 3), policy.act(None, [0, 1], 4)
     assert np.array_equal(first.sample, again.sample) and not np.array_equal(first.sample, other.sample)
     recomputed = policy.log_prob([None], torch.tensor(first.sample[None]))
-    assert float(recomputed) == pytest.approx(first.logp, abs=1e-12)
+    assert float(recomputed.detach()) == pytest.approx(first.logp, abs=1e-12)
     rebuilt = build_policy(policy.architecture, policy.state_dict())
     assert rebuilt.d_max == 1.5 and np.array_equal(rebuilt.act(None, [0, 1], 3).sample, first.sample)
     with pytest.raises(ValueError, match='unknown policy model'):

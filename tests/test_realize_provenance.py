@@ -92,3 +92,56 @@ def test_invalid_inputs_are_refused_before_anything_runs(aiida_profile_clean):
     with pytest.raises(ValueError, match='Fe'):
         run_get_node(RealizeEpisodeWorkChain, **_inputs(fe, agent))
     assert orm.QueryBuilder().append(orm.ProcessNode).count() == before  # nothing ran, nothing stored
+
+
+def test_caching_reuses_identical_seeded_calculations(aiida_profile_clean):
+    from aiida.manage.caching import enable_caching
+
+    atoms, agent, _ = _o2_over_si_dimer(size='tiny')
+    inputs = _inputs(atoms, agent, settings=orm.Dict({**dataclasses.asdict(SETTINGS), 'max_steps': 1}))
+    _, first = run_get_node(RealizeEpisodeWorkChain, **inputs)
+    with enable_caching():  # calcfunctions are cached; work chains and workfunctions always run
+        _, second = run_get_node(RealizeEpisodeWorkChain, **inputs)
+    assert first.is_finished_ok and second.is_finished_ok
+
+    def calculations(node):
+        for child in node.called:
+            yield from ([child] if isinstance(child, orm.CalculationNode) else calculations(child))
+
+    reused = [calc for calc in calculations(second) if calc.base.caching.is_created_from_cache]
+    assert reused and len(reused) == len(list(calculations(second)))  # every seeded calculation came from cache
+    assert second.outputs.summary['steps'] == first.outputs.summary['steps']
+
+
+def test_a_policy_checkpoint_acts_identically_in_both_shells(aiida_profile_clean):
+    import torch
+
+    from aiida_rlpath.data.policy import PolicyCheckpointData
+    from aiida_rlpath.rl.models import ContextFreePolicy
+
+    model = ContextFreePolicy(SETTINGS.d_max)
+    with torch.no_grad():  # a policy that is not the isotropic start: it prefers to move down
+        model.mean.copy_(torch.tensor([0.1, -0.2, -1.0, 1.2, 1.0, 0.0, 0.0], dtype=torch.float64))
+    checkpoint = PolicyCheckpointData.get_or_create(model.state_dict(), model.architecture)[0]
+    atoms, agent, _ = _o2_over_si_dimer(size='tiny')
+    settings = dataclasses.replace(SETTINGS, max_steps=2)
+    env = OxidationEnv(atoms, agent, THRESHOLD, DEFAULT_OXIDATION_PES, settings)
+    env.reset(seed=SEED)
+    plain = []
+    while True:
+        action, output = env.policy_action(model)
+        _, _, terminated, truncated, info = env.step(action)
+        plain.append((info, output))
+        if terminated or truncated:
+            break
+    inputs = _inputs(atoms, agent, settings=orm.Dict(dataclasses.asdict(settings)), policy=checkpoint)
+    results, node = run_get_node(RealizeEpisodeWorkChain, **inputs)
+    stored = results['summary']['steps']
+    assert len(stored) == len(plain)
+    for (info, output), theirs in zip(plain, stored, strict=True):
+        assert theirs['action'] == info['action'] and theirs['outcome'] == info['outcome']
+        assert theirs['sample'] == output.sample.tolist() and theirs['logp'] == pytest.approx(output.logp, rel=1e-13)
+        assert theirs['energy_after'] == pytest.approx(info['energy_after'], rel=1e-13)
+    step = node.base.links.get_outgoing(link_label_filter='step_00').one().node
+    sampled = next(child for child in step.called if child.process_label == 'sample_action')
+    assert sampled.inputs.policy.uuid == checkpoint.uuid  # the checkpoint is an input of every action it drew

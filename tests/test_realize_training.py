@@ -216,3 +216,31 @@ def test_killed_daemon_worker_loses_and_duplicates_no_step(started_daemon_client
                 interrupted += 1
     assert not [n for n in _descendants(node) if not n.is_terminated]
     assert interrupted >= 1  # the kill did hit a running step
+
+
+def test_protocols_merge_overrides_and_grow_their_own_start(aiida_profile_clean):
+    from aiida_rlpath.calculations.functions.systems import oxidation_system
+    from aiida_rlpath.workflows.protocols import list_protocols
+
+    assert set(list_protocols('realize')) == {'fast', 'balanced', 'paper'}
+    builder = RealizeTrainingWorkChain.get_builder_from_protocol(
+        'fast', {'training': {'cycles': 5}, 'system': {'size': 'tiny'}}, seed=11
+    )
+    assert builder.training['cycles'] == 5 and builder.training['episodes_per_cycle'] == 2  # merged, not replaced
+    assert builder.build['size'] == 'tiny' and builder.build['oxide_thickness'] == 3.0 and builder.build['seed'] == 11
+    assert 'structure' not in builder and builder.settings['neb_images'] == 3
+    paper = RealizeTrainingWorkChain.get_builder_from_protocol('paper')
+    assert paper.build['size'] == 'paper' and paper.settings['neb_fmax'] == 0.05
+    with pytest.raises(ValueError, match='unknown realize protocol'):
+        RealizeTrainingWorkChain.get_builder_from_protocol('fastest')
+    with pytest.raises(ValueError, match='unknown system parameters'):
+        RealizeTrainingWorkChain.get_builder_from_protocol('fast', {'system': {'sise': 'tiny'}})
+
+    built = oxidation_system(orm.Dict({'size': 'tiny', 'oxide_thickness': 0.0, 'seed': 1}))
+    atoms, system = built['structure'].get_ase(), built['system']
+    assert atoms.get_chemical_symbols()[-2:] == ['O', 'O'] and system['agent'] == [24, 25]
+    assert len(system['fixed']) == 8 and system['film_top'] < atoms.positions[24:, 2].min()
+
+    incomplete = {key: builder[key] for key in builder if key not in ('metadata', 'build')}
+    with pytest.raises(ValueError, match='or `build`'):
+        run_get_node(RealizeTrainingWorkChain, **incomplete)

@@ -527,6 +527,15 @@ class OxidationEnv(gym.Env):
         """The seeded random policy's action for the current step (the same draw the provenance shell makes)."""
         return random_action(np.random.default_rng(self._action_seed + self._steps), self.settings.d_max)
 
+    def policy_action(self, policy) -> tuple[OxidationAction, t.Any]:
+        """A policy's action for the current step, drawn from the step's seed exactly as the provenance shell's
+        ``sample_action`` draws it; returns the action and the policy's output (raw sample, logp in nats, value).
+
+        ``policy`` is any object with ``act(atoms, agent, seed)`` (see :mod:`aiida_rlpath.rl.models`).
+        """
+        output = policy.act(self.state, self.agent, self._action_seed + self._steps)
+        return OxidationAction.from_vector(output.sample, self.settings.d_max), output
+
     def evolve(self, structure: Atoms, seed: int) -> None:
         """Keep an oxidation event: continue from ``structure`` (the dissociated state) with a fresh O2."""
         evolved, agent = evolve_environment(structure, seed)

@@ -18,6 +18,8 @@ import torch
 
 __all__ = ('ContextFreePolicy', 'PolicyOutput')
 
+SAMPLE_DECIMALS = 12  # as the environment's ACTION_DECIMALS
+
 
 class PolicyOutput(t.NamedTuple):
     """One sampled action: the raw 7-vector, its log-probability (nats) and the critic's value (``nan``: none)."""
@@ -55,13 +57,17 @@ class ContextFreePolicy(torch.nn.Module):
         return torch.distributions.Normal(self.mean.expand(count, 7), self.log_std.exp().expand(count, 7))
 
     def act(self, atoms, agent: t.Sequence[int], seed: int) -> PolicyOutput:
-        """Sample an action for the state ``atoms`` (ignored) from the generator seeded with ``seed``."""
+        """Sample an action for the state ``atoms`` (ignored) from the generator seeded with ``seed``.
+
+        The sample is rounded to 1e-12 before its log-probability is taken: stored provenance keeps about 14
+        significant digits, so the rounded sample is the one both shells and the update see.
+        """
         generator = torch.Generator().manual_seed(int(seed))
         with torch.no_grad():
             noise = torch.randn(7, generator=generator, dtype=torch.float64)
-            sample = self.mean + self.log_std.exp() * noise
-            logp = self.distribution().log_prob(sample[None]).sum()
-        return PolicyOutput(sample.numpy().copy(), float(logp), float('nan'))
+            sample = np.round((self.mean + self.log_std.exp() * noise).numpy(), SAMPLE_DECIMALS)
+            logp = self.distribution().log_prob(torch.from_numpy(sample)[None]).sum()
+        return PolicyOutput(sample, float(logp), float('nan'))
 
     def log_prob(self, states: t.Sequence[t.Any], samples: torch.Tensor) -> torch.Tensor:
         """Log-probabilities (nats) of raw ``samples`` (n×7) taken in ``states`` (ignored here)."""
