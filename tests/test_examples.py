@@ -50,3 +50,29 @@ def test_realize_episode_example_under_verdi_run(aiida_profile):
     assert node.is_finished_ok
     assert len(node.outputs.summary['steps']) == 1
     assert any('step 00: ' in log.message for log in Log.collection.get_logs_for(node))
+
+
+def test_realize_training_example_under_verdi_run(aiida_profile):
+    args = [
+        '--cycles',
+        '1',
+        '--episodes',
+        '1',
+        '--steps',
+        '1',
+        '--size',
+        'tiny',
+        '--oxide-thickness',
+        '0',
+        '--seed',
+        '1',
+    ]
+    stdout = _verdi_run(aiida_profile, 'realize_training.py', *args)
+    match = re.search(r'RealizeTrainingWorkChain<(\d+)> exit status 0', stdout)
+    assert match, stdout
+    assert 'cycle_00: success rate' in stdout
+
+    from aiida.orm import load_node
+
+    node = load_node(int(match.group(1)))
+    assert node.is_finished_ok and any(c.process_label == 'oxidation_system' for c in node.called)  # grew its start

@@ -102,14 +102,19 @@ def _check_lammps_executable() -> dict[str, t.Any]:
 
 
 def _check_lmp_code(profile) -> dict[str, t.Any]:
+    from aiida.common.exceptions import NotExistent
     from aiida.manage.configuration import load_profile
-    from aiida.orm import InstalledCode, QueryBuilder
+    from aiida.orm import Computer
+
+    from aiida_rlpath.cli.setup import LOCALHOST_LABEL, _find_code
 
     load_profile(profile.name, allow_switch=True)
-    codes = QueryBuilder().append(InstalledCode, filters={'label': 'lmp'}).all(flat=True)
-    if not codes:
-        return {'ok': False, 'label': None, 'detail': 'no `lmp` code: run `aiida-rlpath setup`'}
-    code = codes[0]
+    try:  # the code `setup` makes: lmp on the localhost computer (not any code that happens to be called lmp)
+        code = _find_code('lmp', Computer.collection.get(label=LOCALHOST_LABEL))
+    except NotExistent:
+        code = None
+    if code is None:
+        return {'ok': False, 'label': None, 'detail': 'no `lmp@localhost` code: run `aiida-rlpath setup`'}
     return {'ok': True, 'label': code.full_label, 'detail': str(code.filepath_executable)}
 
 
