@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiida.common.links import LinkType
 from aiida.orm import ProcessNode
 
-__all__ = ('retire_interrupted',)
+__all__ = ('call_once', 'retire_interrupted')
 
 INTERRUPTED = 'interrupted: its daemon worker was lost mid-run; the parent re-ran this call'
 
@@ -42,3 +42,29 @@ def retire_interrupted(workchain, label: str) -> int:
     if retired:
         workchain.report(f'{label}: retired {retired} call(s) interrupted by a lost worker; running it again')
     return retired
+
+
+def call_once(workchain, label: str, function, *args, **kwargs):
+    """Call the process function ``function`` under the call link ``label`` once per work chain, even across a
+    lost daemon worker.
+
+    If a *finished* call ``label`` already exists (the worker died after it finished but before the work chain
+    saved its checkpoint), its outputs are returned instead of running it again, so no step is duplicated;
+    unfinished attempts are retired first (see :func:`retire_interrupted`). Returns what the process function
+    returns: its single output node, or a dictionary of its outputs.
+    """
+    retire_interrupted(workchain, label)
+    links = workchain.node.base.links.get_outgoing(
+        link_type=(LinkType.CALL_CALC, LinkType.CALL_WORK), link_label_filter=label
+    ).all()
+    for link in links:
+        if link.node.is_finished_ok:
+            outputs = {
+                out.link_label: out.node
+                for out in link.node.base.links.get_outgoing(link_type=(LinkType.CREATE, LinkType.RETURN)).all()
+            }
+            workchain.report(
+                f'{label}: reusing finished call <{link.node.pk}> (its worker was lost before the checkpoint)'
+            )
+            return outputs['result'] if set(outputs) == {'result'} else outputs
+    return function(*args, metadata={'call_link_label': label}, **kwargs)

@@ -24,7 +24,7 @@ from aiida_rlpath.calculations.functions.realize import (
 )
 from aiida_rlpath.data.policy import PolicyCheckpointData
 from aiida_rlpath.envs.oxidation import OxidationSettings, RewardWeights, episode_seeds
-from aiida_rlpath.workflows.utils import retire_interrupted
+from aiida_rlpath.workflows.utils import call_once
 
 __all__ = ('RealizeEpisodeWorkChain', 'realize_step', 'summarize_episode')
 
@@ -224,11 +224,9 @@ class RealizeEpisodeWorkChain(WorkChain):
         spec.exit_code(510, 'ERROR_START_RELAXATION', message='the start structure could not be relaxed: {error}')
 
     def setup(self):
-        retire_interrupted(self, 'start')
-        start = relax_start(
-            self.inputs.structure, self.inputs.system, self.inputs.pes, self.inputs.settings,
-            metadata={'call_link_label': 'start'},
-        )  # fmt: skip
+        start = call_once(
+            self, 'start', relax_start, self.inputs.structure, self.inputs.system, self.inputs.pes, self.inputs.settings
+        )
         if start['result']['error']:
             return self.exit_codes.ERROR_START_RELAXATION.format(error=start['result']['error'])
         self.ctx.settings = OxidationSettings(**self.inputs.settings.get_dict())
@@ -244,9 +242,11 @@ class RealizeEpisodeWorkChain(WorkChain):
 
     def run_step(self):
         k = self.ctx.step
-        retire_interrupted(self, f'step_{k:02d}')
         extra = {'policy': self.inputs.policy} if 'policy' in self.inputs else {}
-        outputs = realize_step(
+        outputs = call_once(
+            self,
+            f'step_{k:02d}',
+            realize_step,
             structure=self.ctx.structure,
             system=self.inputs.system,
             pes=self.inputs.pes,
@@ -256,7 +256,6 @@ class RealizeEpisodeWorkChain(WorkChain):
             previous=self.ctx.previous,
             action_seed=orm.Int(self.ctx.action_seed + k),
             verify_seed=orm.Int(self.ctx.verify_seed + k),
-            metadata={'call_link_label': f'step_{k:02d}'},
             **extra,
         )
         record = outputs['record']
@@ -272,10 +271,9 @@ class RealizeEpisodeWorkChain(WorkChain):
         self.report(f'step {k:02d}: {record["outcome"]}, barrier {barrier}, reward {record["reward"]:.3f}')
 
     def finalize(self):
-        retire_interrupted(self, 'summary')
         inputs = {f'step_{i:02d}': orm.load_node(pk) for i, pk in enumerate(self.ctx.records)}
         inputs.update({f'state_{i:02d}': orm.load_node(pk) for i, pk in enumerate(self.ctx.states)})
-        outputs = summarize_episode(**inputs, metadata={'call_link_label': 'summary'})
+        outputs = call_once(self, 'summary', summarize_episode, **inputs)
         self.out('structure', self.ctx.structure)
         self.out('summary', outputs['summary'])
         self.out('trajectory', outputs['trajectory'])

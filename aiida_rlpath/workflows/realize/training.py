@@ -31,7 +31,7 @@ from aiida_rlpath.workflows.realize.episode import (
     _validate_system,
     validate_policy,
 )
-from aiida_rlpath.workflows.utils import retire_interrupted
+from aiida_rlpath.workflows.utils import call_once
 
 __all__ = ('RealizeTrainingWorkChain',)
 
@@ -221,8 +221,7 @@ class RealizeTrainingWorkChain(WorkChain):
 
     def setup(self):
         if 'build' in self.inputs:
-            retire_interrupted(self, 'system')
-            built = oxidation_system(self.inputs.build, metadata={'call_link_label': 'system'})
+            built = call_once(self, 'system', oxidation_system, self.inputs.build)
             self.ctx.structure, self.ctx.system = built['structure'], built['system']
             oxide = built['oxide'].get_dict()
             self.report(
@@ -278,27 +277,22 @@ class RealizeTrainingWorkChain(WorkChain):
             return self.exit_codes.ERROR_EPISODES_FAILED.format(cycle=c)
 
         summaries = {episode_key(i): node.outputs.summary for i, node in enumerate(episodes)}
-        retire_interrupted(self, f'{prefix}_metrics')
-        metrics = cycle_metrics(
-            orm.Float(self.ctx.threshold), **summaries, metadata={'call_link_label': f'{prefix}_metrics'}
-        )
+        metrics = call_once(self, f'{prefix}_metrics', cycle_metrics, orm.Float(self.ctx.threshold), **summaries)
         self.out(f'cycles.{prefix}', metrics)
 
         if metrics['kept'] is not None:
             kept = episodes[metrics['kept']]
-            retire_interrupted(self, f'{prefix}_event')
-            event = oxidation_event(
-                kept.outputs.structure, self.ctx.system, orm.Int(seeds['event']),
-                orm.Float(self.ctx.training.insert_height), metadata={'call_link_label': f'{prefix}_event'},
+            event = call_once(
+                self, f'{prefix}_event', oxidation_event, kept.outputs.structure, self.ctx.system,
+                orm.Int(seeds['event']), orm.Float(self.ctx.training.insert_height),
             )  # fmt: skip
             self.ctx.structure, self.ctx.system = event['structure'], event['system']
             self.out(f'events.{prefix}', event['event'])
 
         trajectories = {f'trajectory_{i:02d}': node.outputs.trajectory for i, node in enumerate(episodes)}
-        retire_interrupted(self, f'{prefix}_update')
-        update = ppo_update(
-            self.ctx.policy, self.inputs.training, orm.Int(seeds['update']), **summaries, **trajectories,
-            metadata={'call_link_label': f'{prefix}_update'},
+        update = call_once(
+            self, f'{prefix}_update', ppo_update, self.ctx.policy, self.inputs.training, orm.Int(seeds['update']),
+            **summaries, **trajectories,
         )  # fmt: skip
         self.ctx.policy = update['policy']
         barrier = metrics['mean_effective_barrier']
