@@ -7,7 +7,9 @@ seeded random-policy episodes (episodes seed, seed+1, ... back to back, as episo
 gymnasium environment, then as ``RealizeEpisodeWorkChain`` on a throw-away AiiDA profile (SQLite, no broker;
 your profiles are not touched), side by side. The last line is one JSON object: ``plain_s``,
 ``provenance_s``, ``ratio``, ``identical`` (same outcomes, actions and force calls; energies and barriers equal
-to 1e-12 relative) and ``nodes_per_step``.
+to 1e-12 relative) and ``nodes_per_step``; and where the time goes: ``lammps_plain_s``/``lammps_provenance_s``
+(time inside the LAMMPS calculator, the same work in both shells) and ``aiida_s_per_step`` (the provenance
+shell's extra time per step once LAMMPS time is taken out).
 """
 
 import argparse
@@ -47,11 +49,24 @@ def run(steps: int, seed: int, thickness: float) -> dict:
     from aiida import orm
     from aiida.engine import run_get_node
     from aiida.manage.configuration import create_profile, get_config, load_profile
+    from ase.calculators import lammpslib
 
     from aiida_rlpath.envs.oxidation import OxidationEnv, OxidationSettings, RewardWeights, canonical
     from aiida_rlpath.physics.pes import DEFAULT_OXIDATION_PES
     from aiida_rlpath.systems.si_oxide import build_oxidized_slab, insert_o2
     from aiida_rlpath.workflows.realize.episode import RealizeEpisodeWorkChain
+
+    lammps_time = {'s': 0.0}
+    calculate = lammpslib.LAMMPSlib.calculate
+
+    def timed(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return calculate(self, *args, **kwargs)
+        finally:
+            lammps_time['s'] += time.perf_counter() - start
+
+    lammpslib.LAMMPSlib.calculate = timed
 
     config = get_config(create=True)
     create_profile(config, name='bench', email='bench@localhost', storage_backend='core.sqlite_dos', storage_config={})
@@ -65,6 +80,7 @@ def run(steps: int, seed: int, thickness: float) -> dict:
 
     # Episodes end early (escape, success): run seeded episodes back to back until `steps` steps are done.
     plain, seeds = [], []
+    lammps_time['s'] = 0.0
     start = time.perf_counter()
     while len(plain) < steps:
         episode_seed = seed + len(seeds)
@@ -77,9 +93,11 @@ def run(steps: int, seed: int, thickness: float) -> dict:
             if terminated or truncated or len(plain) >= steps:
                 break
     plain_s = time.perf_counter() - start
+    lammps_plain_s = lammps_time['s']
 
     nodes_before = orm.QueryBuilder().append(orm.Node).count()
     stored = []
+    lammps_time['s'] = 0.0
     start = time.perf_counter()
     for episode_seed in seeds:
         remaining = OxidationSettings(**{**dataclasses.asdict(settings), 'max_steps': steps - len(stored)})
@@ -91,6 +109,7 @@ def run(steps: int, seed: int, thickness: float) -> dict:
             raise RuntimeError(f'RealizeEpisodeWorkChain <{node.pk}> failed with exit status {node.exit_status}')
         stored.extend(results['summary']['steps'])
     provenance_s = time.perf_counter() - start
+    lammps_provenance_s = lammps_time['s']
     nodes = orm.QueryBuilder().append(orm.Node).count() - nodes_before
 
     mismatches = [
@@ -114,6 +133,11 @@ def run(steps: int, seed: int, thickness: float) -> dict:
         'identical': identical,
         'mismatches': mismatches[:10],
         'nodes_per_step': round(nodes / max(1, len(stored)), 1),
+        'lammps_plain_s': round(lammps_plain_s, 2),
+        'lammps_provenance_s': round(lammps_provenance_s, 2),
+        'aiida_s_per_step': round(
+            ((provenance_s - lammps_provenance_s) - (plain_s - lammps_plain_s)) / max(1, len(stored)), 3
+        ),
     }
 
 
