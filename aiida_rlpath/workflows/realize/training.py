@@ -27,7 +27,6 @@ from aiida_rlpath.envs.oxidation import (
 from aiida_rlpath.workflows.realize.episode import (
     RealizeEpisodeWorkChain,
     _validate_inputs,
-    _validate_settings,
     _validate_system,
     validate_policy,
 )
@@ -180,15 +179,7 @@ class RealizeTrainingWorkChain(WorkChain):
             validator=_validate_build,
             help='Instead of structure/system: parameters of `oxidation_system`, which grows the start (Å).',
         )
-        spec.input('pes', valid_type=orm.Dict, help='PESSpec.to_dict() of the potential.')
-        spec.input(
-            'settings',
-            valid_type=orm.Dict,
-            default=lambda: orm.Dict(dataclasses.asdict(OxidationSettings())),
-            validator=_validate_settings,
-            help='OxidationSettings of every episode (Å, eV/Å).',
-        )
-        spec.input('weights', valid_type=orm.Dict, default=lambda: orm.Dict(dataclasses.asdict(RewardWeights())))
+        spec.expose_inputs(RealizeEpisodeWorkChain, include=('pes', 'settings', 'weights'))  # as every episode's
         spec.input(
             'training',
             valid_type=orm.Dict,
@@ -249,9 +240,7 @@ class RealizeTrainingWorkChain(WorkChain):
             inputs = {
                 'structure': self.ctx.structure,
                 'system': self.ctx.system,
-                'pes': self.inputs.pes,
-                'settings': self.inputs.settings,
-                'weights': self.inputs.weights,
+                **self.exposed_inputs(RealizeEpisodeWorkChain),
                 'threshold': threshold,
                 'seed': orm.Int(seed),
                 'policy': self.ctx.policy,
