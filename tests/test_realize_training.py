@@ -244,3 +244,21 @@ def test_protocols_merge_overrides_and_grow_their_own_start(aiida_profile_clean)
     incomplete = {key: builder[key] for key in builder if key not in ('metadata', 'build')}
     with pytest.raises(ValueError, match='or `build`'):
         run_get_node(RealizeTrainingWorkChain, **incomplete)
+
+
+def test_training_with_the_equivariant_policy(aiida_profile_clean):
+    import torch
+
+    from aiida_rlpath.rl.models import MultipolePolicy
+
+    torch.manual_seed(0)
+    model = MultipolePolicy(SETTINGS.d_max)
+    builder = _builder(cycles=1, episodes=2, settings=dataclasses.replace(SETTINGS, max_steps=2))
+    builder.policy = PolicyCheckpointData.get_or_create(model.state_dict(), model.architecture)[0]
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_status
+    update = _calls(node)['cycle_00_update']
+    assert results['policy'].architecture['name'] == 'multipole'
+    assert results['policy'].sha256 != builder.policy.sha256  # PPO changed the weights
+    assert update.outputs.stats['steps'] == results['cycles']['cycle_00']['steps'] > 0
+    assert update.outputs.stats['skipped_steps'] == 0  # every step was drawn by this policy, in its own state

@@ -91,11 +91,14 @@ def oxidation_event(structure: orm.StructureData, system: orm.Dict, seed: orm.In
 
 
 @calcfunction
-def ppo_update(policy: orm.SinglefileData, training: orm.Dict, seed: orm.Int, **episodes: orm.Data) -> dict:
+def ppo_update(
+    policy: orm.SinglefileData, training: orm.Dict, seed: orm.Int, system: orm.Dict, **episodes: orm.Data
+) -> dict:
     """One PPO update of ``policy`` on the cycle's episodes; returns the new checkpoint and the update statistics.
 
     ``episode_00``... are episode summaries (their steps carry the raw action ``sample`` and its ``logp``);
-    ``trajectory_00``... the matching trajectories, whose frame k is the state step k acted in.
+    ``trajectory_00``... the matching trajectories, whose frame k is the state step k acted in; ``system`` the
+    episodes' system (its ``agent`` indexes the O2 in every frame). A state is ``(atoms, agent)``.
     """
     from aiida_rlpath.data.policy import PolicyCheckpointData
     from aiida_rlpath.rl.algos.ppo import PPOSettings, Step
@@ -110,7 +113,7 @@ def ppo_update(policy: orm.SinglefileData, training: orm.Dict, seed: orm.Int, **
             if step.get('logp') is None:  # drawn by another policy (e.g. random): not this policy's data
                 skipped += 1
                 continue
-            state = trajectory_atoms(trajectory, k) if trajectory is not None else None
+            state = (trajectory_atoms(trajectory, k), system['agent']) if trajectory is not None else None
             steps.append(Step(state, step['sample'], step['logp'], step['reward']))
         batch.append(steps)
     settings = PPOSettings(**TrainingSettings(**training.get_dict()).ppo)

@@ -26,6 +26,8 @@ class PPOSettings:
     :param gamma: discount per environment step.
     :param entropy: weight of the entropy bonus.
     :param max_grad_norm: gradient-norm clip.
+    :param target_kl: stop the epochs early once the approximate KL divergence from the behaviour policy exceeds
+        this (nats; ``None``: never).
     """
 
     learning_rate: float = 0.05
@@ -34,6 +36,7 @@ class PPOSettings:
     gamma: float = 0.99
     entropy: float = 0.0
     max_grad_norm: float = 1.0
+    target_kl: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,21 +83,27 @@ def ppo_update(policy: torch.nn.Module, episodes: t.Sequence[t.Sequence[Step]], 
     old = torch.tensor([step.logp for step in steps], dtype=torch.float64)
     advantage = torch.tensor(advantages(episodes, settings.gamma), dtype=torch.float64)
     optimiser = torch.optim.Adam(policy.parameters(), lr=settings.learning_rate)
+    epochs = 0
     for _ in range(settings.epochs):
-        ratio = torch.exp(policy.log_prob(states, samples) - old)
+        logp, entropy = policy.evaluate(states, samples)
+        ratio = torch.exp(logp - old)
+        if settings.target_kl is not None and float(((ratio - 1) - (logp - old)).mean()) > settings.target_kl:
+            break
+        epochs += 1
         surrogate = torch.min(ratio * advantage, ratio.clamp(1 - settings.clip, 1 + settings.clip) * advantage)
-        loss = -surrogate.mean() - settings.entropy * policy.entropy()
+        loss = -surrogate.mean() - settings.entropy * entropy.mean()
         optimiser.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.parameters(), settings.max_grad_norm)
         optimiser.step()
     with torch.no_grad():
-        logp = policy.log_prob(states, samples)
+        logp, entropy = policy.evaluate(states, samples)
         ratio = torch.exp(logp - old)
         stats.update(
             loss=float(loss),
             approx_kl=float(((ratio - 1) - (logp - old)).mean()),  # k3 estimator: never negative
             clip_fraction=float(((ratio - 1).abs() > settings.clip).double().mean()),
-            entropy=float(policy.entropy()),
+            entropy=float(entropy.mean()),
+            epochs=epochs,
         )
     return stats

@@ -1,7 +1,8 @@
 """Policies for the REALIZE agent (torch; no AiiDA import) and the registry that rebuilds them from a checkpoint.
 
 A policy is a ``torch.nn.Module`` with ``architecture`` (a JSON dict with ``name``), ``act(atoms, agent, seed)``
-returning a :class:`~aiida_rlpath.rl.models.baseline.PolicyOutput`, and ``log_prob(states, samples)``.
+returning a :class:`~aiida_rlpath.rl.models.baseline.PolicyOutput`, ``log_prob(states, samples)`` and
+``evaluate(states, samples)`` (log-probabilities and entropies), where each state is ``(atoms, agent)``.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import typing as t
 
 from aiida_rlpath.rl.models.baseline import ContextFreePolicy, PolicyOutput
+from aiida_rlpath.rl.models.equivariant import MultipolePolicy
 
-__all__ = ('MODELS', 'ContextFreePolicy', 'PolicyOutput', 'build_policy')
+__all__ = ('MODELS', 'ContextFreePolicy', 'MultipolePolicy', 'PolicyOutput', 'build_policy')
 
 #: Policy classes by ``architecture['name']``.
-MODELS: dict[str, type] = {ContextFreePolicy.name: ContextFreePolicy}
+MODELS: dict[str, type] = {ContextFreePolicy.name: ContextFreePolicy, MultipolePolicy.name: MultipolePolicy}
 
 
 def build_policy(architecture: dict[str, t.Any], state_dict: dict | None = None):

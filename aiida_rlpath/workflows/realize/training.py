@@ -256,6 +256,7 @@ class RealizeTrainingWorkChain(WorkChain):
     def close_cycle(self):
         c = self.ctx.cycle
         prefix = f'cycle_{c:02d}'
+        system = self.ctx.system  # the system the episodes ran in (the event below evolves it)
         seeds = cycle_seeds(self.inputs.seed.value, c, self.ctx.training.episodes_per_cycle)
         episodes = [node for node in self.ctx.episodes if node.is_finished_ok]
         for node in self.ctx.episodes:
@@ -281,7 +282,7 @@ class RealizeTrainingWorkChain(WorkChain):
         trajectories = {f'trajectory_{i:02d}': node.outputs.trajectory for i, node in enumerate(episodes)}
         update = call_once(
             self, f'{prefix}_update', ppo_update, self.ctx.policy, self.inputs.training, orm.Int(seeds['update']),
-            **summaries, **trajectories,
+            system=system, **summaries, **trajectories,
         )  # fmt: skip
         self.ctx.policy = update['policy']
         barrier = metrics['mean_effective_barrier']
