@@ -87,7 +87,7 @@ def test_ppo_on_a_fixed_batch_raises_the_probability_of_rewarded_directions(stat
     batch = []
     for seed in range(24):  # one-step episodes rewarded for moving down, towards the surface
         out = policy.act(atoms, agent, seed)
-        batch.append([Step(state, out.sample.tolist(), out.logp, -float(out.sample[2]))])
+        batch.append([Step(state, out.sample.tolist(), out.logp, -float(out.sample[2]), out.value)])
 
     def down_probability():
         with torch.no_grad():
@@ -96,6 +96,7 @@ def test_ppo_on_a_fixed_batch_raises_the_probability_of_rewarded_directions(stat
 
     before = down_probability()
     stats = ppo_update(policy, batch, seed=0, settings=PPOSettings(learning_rate=0.003, epochs=20, target_kl=0.05))
-    assert stats['loss'] < 0  # the clipped surrogate improved on the batch
+    assert stats['policy_loss'] < 0  # the clipped surrogate improved on the batch
     assert 0 < stats['epochs'] < 20  # the step size would overshoot: the target KL stopped it
     assert down_probability() > before + 0.03
+    assert stats['value_loss'] < stats['value_loss_before']  # the critic is fitted to the GAE returns

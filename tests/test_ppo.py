@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from aiida_rlpath.rl.algos.ppo import PPOSettings, Step, advantages, ppo_update
+from aiida_rlpath.rl.algos.ppo import PPOSettings, Step, advantages, gae, ppo_update
 from aiida_rlpath.rl.models import ContextFreePolicy, build_policy
 
 
@@ -48,3 +48,11 @@ def test_ppo_moves_the_policy_towards_rewarded_actions_deterministically():
     assert abs(float(policy.mean[0])) < float(policy.mean[2])  # x was not rewarded
     assert stats['steps'] == 64 and stats['approx_kl'] > 0
     assert all(torch.equal(a, b) for a, b in zip(policy.state_dict().values(), twin.state_dict().values(), strict=True))
+
+
+def test_gae_by_hand():
+    episode = [Step(None, [0] * 7, 0.0, 1.0, value=0.5), Step(None, [0] * 7, 0.0, 2.0, value=1.0)]
+    advantage, returns = gae([episode], gamma=0.9, lam=0.8)
+    last = 2.0 - 1.0  # terminal: nothing after
+    first = (1.0 + 0.9 * 1.0 - 0.5) + 0.9 * 0.8 * last
+    assert advantage == pytest.approx([first, last]) and returns == pytest.approx([first + 0.5, last + 1.0])

@@ -262,3 +262,4 @@ def test_training_with_the_equivariant_policy(aiida_profile_clean):
     assert results['policy'].sha256 != builder.policy.sha256  # PPO changed the weights
     assert update.outputs.stats['steps'] == results['cycles']['cycle_00']['steps'] > 0
     assert update.outputs.stats['skipped_steps'] == 0  # every step was drawn by this policy, in its own state
+    assert update.outputs.stats['value_loss'] is not None  # its critic's values came through the step records: GAE

@@ -242,6 +242,7 @@ def conclude_step(
                 'action': action['vector'],
                 'sample': action.get('sample'),
                 'logp': action.get('logp'),
+                'value': action.get('value'),
                 'outcome': outcome,
                 'reward': reward,
                 'terminated': outcome in TERMINAL_OUTCOMES,

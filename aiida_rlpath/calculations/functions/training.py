@@ -114,7 +114,7 @@ def ppo_update(
                 skipped += 1
                 continue
             state = (trajectory_atoms(trajectory, k), system['agent']) if trajectory is not None else None
-            steps.append(Step(state, step['sample'], step['logp'], step['reward']))
+            steps.append(Step(state, step['sample'], step['logp'], step['reward'], step.get('value')))
         batch.append(steps)
     settings = PPOSettings(**TrainingSettings(**training.get_dict()).ppo)
     stats = update(model, batch, seed.value, settings)

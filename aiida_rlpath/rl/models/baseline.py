@@ -77,6 +77,7 @@ class ContextFreePolicy(torch.nn.Module):
         """Entropy of the action distribution, nats."""
         return self.distribution().entropy().sum()
 
-    def evaluate(self, states: t.Sequence[t.Any], samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probabilities (nats) of ``samples`` and the entropy in each state (the same everywhere)."""
-        return self.log_prob(states, samples), self.entropy().expand(len(samples))
+    def evaluate(self, states: t.Sequence[t.Any], samples: torch.Tensor):
+        """Log-probabilities (nats) of ``samples``, the entropy in each state (the same everywhere), and ``None``
+        for the values (no critic)."""
+        return self.log_prob(states, samples), self.entropy().expand(len(samples)), None

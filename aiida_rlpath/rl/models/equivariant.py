@@ -220,11 +220,17 @@ class MultipolePolicy(torch.nn.Module):
         pairs = zip(states, samples, strict=True)
         return torch.stack([self._evaluate(self.encode(*state), sample)[0] for state, sample in pairs])
 
-    def evaluate(self, states: t.Sequence[t.Any], samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probabilities (nats) of ``samples`` in ``states`` and the policy's entropies there (nats; for the
-        magnitude and axis, those given the sampled direction)."""
-        pairs = [self._evaluate(self.encode(*state), sample) for state, sample in zip(states, samples, strict=True)]
-        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+    def evaluate(self, states: t.Sequence[t.Any], samples: torch.Tensor):
+        """Log-probabilities (nats) of ``samples`` in ``states``, the policy's entropies there (nats; for the
+        magnitude and axis, those given the sampled direction) and the critic's values."""
+        logps, entropies, values = [], [], []
+        for state, sample in zip(states, samples, strict=True):
+            code = self.encode(*state)
+            logp, entropy = self._evaluate(code, sample)
+            logps.append(logp)
+            entropies.append(entropy)
+            values.append(self.critic(code['h'])[0])
+        return torch.stack(logps), torch.stack(entropies), torch.stack(values)
 
     def value(self, state) -> torch.Tensor:
         """The critic's value of a state ``(atoms, agent)``."""
