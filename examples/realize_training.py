@@ -11,7 +11,7 @@ import argparse
 
 from aiida.engine import run_get_node, submit
 
-from aiida_rlpath.workflows.realize.training import RealizeTrainingWorkChain
+from aiida_rlpath.workflows.realize.training import RealizeTrainingWorkChain, protocol_overrides
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument('--protocol', default='fast', choices=['fast', 'balanced', 'paper'])
@@ -24,16 +24,13 @@ parser.add_argument('--seed', type=int, default=0)
 parser.add_argument('--submit', action='store_true', help='submit to the daemon')
 args = parser.parse_args()
 
-overrides = {'training': {}, 'settings': {}, 'system': {}}
-for section, key, value in (
-    ('training', 'cycles', args.cycles),
-    ('training', 'episodes_per_cycle', args.episodes),
-    ('settings', 'max_steps', args.steps),
-    ('system', 'size', args.size),
-    ('system', 'oxide_thickness', args.oxide_thickness),
-):
-    if value is not None:
-        overrides[section][key] = value
+overrides = protocol_overrides(
+    cycles=args.cycles,
+    episodes=args.episodes,
+    max_steps=args.steps,
+    size=args.size,
+    oxide_thickness=args.oxide_thickness,
+)
 builder = RealizeTrainingWorkChain.get_builder_from_protocol(args.protocol, overrides, seed=args.seed)
 if args.submit:
     print(f'submitted RealizeTrainingWorkChain<{submit(builder).pk}>')

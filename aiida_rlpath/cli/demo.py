@@ -46,13 +46,9 @@ def cmd_demo(ctx, protocol, cycles, episodes, seed, output_dir, as_json):
     from aiida_rlpath.analysis import queries
     from aiida_rlpath.analysis.export import export_episode
     from aiida_rlpath.cli.realize import _report
-    from aiida_rlpath.workflows.realize.training import RealizeTrainingWorkChain
+    from aiida_rlpath.workflows.realize.training import RealizeTrainingWorkChain, protocol_overrides
 
-    overrides: dict = {'training': {}}
-    if cycles is not None:
-        overrides['training']['cycles'] = cycles
-    if episodes is not None:
-        overrides['training']['episodes_per_cycle'] = episodes
+    overrides = protocol_overrides(cycles=cycles, episodes=episodes)
     builder = RealizeTrainingWorkChain.get_builder_from_protocol(protocol, overrides, seed=seed)
     echo.echo_report(
         f'REALIZE demo ({protocol}): grow the oxide, then {builder.training["cycles"]} cycles of '

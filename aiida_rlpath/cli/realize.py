@@ -53,15 +53,11 @@ def _run(builder, daemon: bool):
 @decorators.with_dbenv()
 def cmd_launch(protocol, seed, cycles, episodes, max_steps, size, oxide_thickness, daemon):
     """Launch a REALIZE training from a protocol preset (it grows its own Si/a-SiO2 start)."""
-    from aiida_rlpath.workflows.realize.training import RealizeTrainingWorkChain
+    from aiida_rlpath.workflows.realize.training import RealizeTrainingWorkChain, protocol_overrides
 
-    overrides: dict = {'system': {}, 'settings': {}, 'training': {}}
-    for section, key, value in (
-        ('training', 'cycles', cycles), ('training', 'episodes_per_cycle', episodes),
-        ('settings', 'max_steps', max_steps), ('system', 'size', size), ('system', 'oxide_thickness', oxide_thickness),
-    ):  # fmt: skip
-        if value is not None:
-            overrides[section][key] = value
+    overrides = protocol_overrides(
+        cycles=cycles, episodes=episodes, max_steps=max_steps, size=size, oxide_thickness=oxide_thickness
+    )
     builder = RealizeTrainingWorkChain.get_builder_from_protocol(protocol, overrides, seed=seed)
     node = _run(builder, daemon)
     if not daemon and node.is_finished_ok:

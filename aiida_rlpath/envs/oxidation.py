@@ -40,6 +40,8 @@ __all__ = (
     'cycle_seeds',
     'episode_seeds',
     'evolve_environment',
+    'film_top',
+    'fixed_indices',
     'has_escaped',
     'measure_barrier',
     'random_action',
@@ -250,6 +252,18 @@ def relax_start(atoms: Atoms, pes: PESSpec | Calculator, settings: OxidationSett
     return result
 
 
+def film_top(atoms: Atoms, agent: t.Sequence[int]) -> float:
+    """Height (Å) of the film's top atom: the highest atom that is not the agent O2."""
+    return float(np.delete(atoms.positions[:, 2], list(agent)).max())
+
+
+def fixed_indices(atoms: Atoms) -> list[int]:
+    """Sorted indices of the atoms held by ``FixAtoms`` constraints."""
+    from ase.constraints import FixAtoms
+
+    return sorted({int(i) for c in atoms.constraints if isinstance(c, FixAtoms) for i in c.index})
+
+
 def has_escaped(atoms: Atoms, agent: t.Sequence[int], film_top: float, settings: OxidationSettings) -> bool:
     """Stage 2: is the O2 centre more than ``escape_margin`` Å above the film's top atom (height ``film_top``, Å)?"""
     return bool(atoms.positions[list(agent), 2].mean() > film_top + settings.escape_margin)
@@ -452,7 +466,7 @@ class OxidationEnv(gym.Env):
         self.pes.check_species(structure.get_chemical_symbols())
         self._initial = canonical(structure)
         self._agent = [int(i) for i in agent]
-        self._film_top = float(np.delete(structure.positions[:, 2], self._agent).max())
+        self._film_top = film_top(structure, self._agent)
         n = len(structure)
         self.observation_space = gym.spaces.Dict(
             {

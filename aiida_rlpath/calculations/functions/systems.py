@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
-from ase.constraints import FixAtoms
 
 from aiida_rlpath.calculations.functions.realize import json_safe
-from aiida_rlpath.envs.oxidation import canonical
+from aiida_rlpath.envs.oxidation import canonical, film_top, fixed_indices
 from aiida_rlpath.systems.si_oxide import build_oxidized_slab, build_si_slab, insert_o2
 
 __all__ = ('OXIDATION_SYSTEM_DEFAULTS', 'oxidation_system')
@@ -58,14 +57,12 @@ def oxidation_system(parameters: orm.Dict) -> dict:
         slab, metadata = oxide.atoms, oxide.metadata()
     else:
         slab, metadata = build_si_slab(options['size']), {'oxide_thickness': 0.0}
-    fixed = sorted({int(i) for c in slab.constraints if isinstance(c, FixAtoms) for i in c.index})
+    fixed = fixed_indices(slab)
     atoms, agent = insert_o2(slab, int(rng.integers(2**31)), height=options['insert_height'])
     atoms = canonical(atoms)
     atoms.set_tags(0)
     return {
         'structure': orm.StructureData(ase=atoms),
-        'system': orm.Dict(
-            {'agent': agent, 'fixed': fixed, 'film_top': float(np.delete(atoms.positions[:, 2], agent).max())}
-        ),
+        'system': orm.Dict({'agent': agent, 'fixed': fixed, 'film_top': film_top(atoms, agent)}),
         'oxide': orm.Dict(json_safe(metadata)),
     }

@@ -13,7 +13,7 @@ from aiida import orm
 from aiida.engine import calcfunction
 
 from aiida_rlpath.calculations.functions.realize import json_safe, load_policy, trajectory_atoms
-from aiida_rlpath.envs.oxidation import TrainingSettings, canonical, evolve_environment, select_event
+from aiida_rlpath.envs.oxidation import TrainingSettings, canonical, evolve_environment, film_top, select_event
 from aiida_rlpath.physics.bonds import bonded_neighbours, o2_bond
 
 __all__ = ('cycle_metrics', 'episode_key', 'oxidation_event', 'ppo_update')
@@ -76,7 +76,6 @@ def oxidation_event(structure: orm.StructureData, system: orm.Dict, seed: orm.In
     kept = [int(i) for i in system['agent']]
     evolved, agent = evolve_environment(atoms, seed.value, height.value)
     evolved = canonical(evolved)
-    film_top = float(np.delete(evolved.positions[:, 2], agent).max())
     event = {
         'oxygens': kept,
         'si_neighbours': [[int(j) for j in bonded_neighbours(atoms, i, 'Si')] for i in kept],
@@ -85,7 +84,7 @@ def oxidation_event(structure: orm.StructureData, system: orm.Dict, seed: orm.In
     }
     return {
         'structure': orm.StructureData(ase=evolved),
-        'system': orm.Dict({'agent': agent, 'fixed': list(system['fixed']), 'film_top': film_top}),
+        'system': orm.Dict({'agent': agent, 'fixed': list(system['fixed']), 'film_top': film_top(evolved, agent)}),
         'event': orm.Dict(json_safe(event)),
     }
 

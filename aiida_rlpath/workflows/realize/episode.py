@@ -169,20 +169,16 @@ class RealizeEpisodeWorkChain(WorkChain):
         ``threshold`` in eV; ``pes`` a :class:`PESSpec` (default: the oxidation ReaxFF); ``policy`` a stored
         :class:`PolicyCheckpointData` (default: the seeded random policy).
         """
-        import numpy as np
-        from ase.constraints import FixAtoms
-
-        from aiida_rlpath.envs.oxidation import canonical
+        from aiida_rlpath.envs.oxidation import canonical, film_top, fixed_indices
         from aiida_rlpath.physics.pes import DEFAULT_OXIDATION_PES
 
-        fixed = sorted({int(i) for c in atoms.constraints if isinstance(c, FixAtoms) for i in c.index})
         builder = cls.get_builder()
         builder.structure = orm.StructureData(ase=canonical(atoms))
         builder.system = orm.Dict(
             {
                 'agent': [int(i) for i in agent],
-                'fixed': fixed,
-                'film_top': float(np.delete(atoms.positions[:, 2], list(agent)).max()),
+                'fixed': fixed_indices(atoms),
+                'film_top': film_top(atoms, agent),
             }
         )
         builder.pes = orm.Dict((pes or DEFAULT_OXIDATION_PES).to_dict())

@@ -32,7 +32,27 @@ from aiida_rlpath.workflows.realize.episode import (
 )
 from aiida_rlpath.workflows.utils import call_once
 
-__all__ = ('RealizeTrainingWorkChain',)
+__all__ = ('RealizeTrainingWorkChain', 'protocol_overrides')
+
+#: Where each command-line style option goes in a protocol: (section, key).
+OVERRIDE_KEYS = {
+    'cycles': ('training', 'cycles'),
+    'episodes': ('training', 'episodes_per_cycle'),
+    'max_steps': ('settings', 'max_steps'),
+    'size': ('system', 'size'),
+    'oxide_thickness': ('system', 'oxide_thickness'),
+}
+
+
+def protocol_overrides(**options) -> dict:
+    """Protocol overrides from flat options (``cycles``, ``episodes``, ``max_steps``, ``size``,
+    ``oxide_thickness`` in Å); ``None`` values are left out."""
+    overrides: dict = {}
+    for name, value in options.items():
+        if value is not None:
+            section, key = OVERRIDE_KEYS[name]
+            overrides.setdefault(section, {})[key] = value
+    return overrides
 
 
 def _validate_training(value, _):
