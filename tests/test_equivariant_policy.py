@@ -1,5 +1,6 @@
-"""MultipolePolicy: E(3) equivariance of its distributions, flip symmetry of the axis, exact seeded
-log-probabilities, checkpoint round trip, and a PPO update that learns on a fixed batch."""
+"""The equivariant REALIZE policies (multipole encoder; SevenNet-0 backbone): equivariance of their distributions,
+flip symmetry of the axis, exact seeded log-probabilities, checkpoint round trips, per-head PPO diagnostics and an
+update that learns on a fixed batch."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from e3nn import o3
 from test_env_oxidation import _o2_over_si_dimer
 
 from aiida_rlpath.rl.algos.ppo import PPOSettings, Step, ppo_update
-from aiida_rlpath.rl.models import MultipolePolicy, build_policy
+from aiida_rlpath.rl.models import MultipolePolicy, SevenNetPolicy, build_policy
 from aiida_rlpath.rl.models.equivariant import fibonacci_sphere
 
 
@@ -28,31 +29,43 @@ def _moved(atoms, rotation, shift):
     return moved
 
 
-def test_distributions_rotate_with_the_structure_and_invariants_stay(state):
+@pytest.mark.parametrize(
+    ('model', 'tolerance'), [(MultipolePolicy, 1e-6), (SevenNetPolicy, 1e-4)], ids=['multipole', 'sevennet']
+)
+def test_distributions_rotate_with_the_structure_and_invariants_stay(state, model, tolerance):
     torch.manual_seed(1)
-    policy = MultipolePolicy()
+    policy = model()
     atoms, agent = state
     points = torch.nn.functional.normalize(torch.randn(64, 3, dtype=torch.float64), dim=1)
     with torch.no_grad():
         before = policy.encode(atoms, agent)
         for seed in range(3):
             rotation = o3.rand_matrix().double()
-            if seed == 2:
-                rotation = -rotation  # an improper rotation: the policy is O(3)-equivariant, parity included
+            if seed == 2 and model is MultipolePolicy:
+                rotation = -rotation  # an improper rotation: the multipole policy is O(3)-equivariant
+                # (SevenNet-0's irreps carry no parity: with it the policy is SO(3)-equivariant only)
             after = policy.encode(_moved(atoms, rotation.numpy(), np.array([1.3, -2.0, 0.7]) * seed), agent)
             turned = points @ rotation.T
+            grid_before = torch.softmax(policy._direction_logits(before, policy.grid), 0)
+            grid_after = torch.softmax(policy._direction_logits(after, policy.grid @ rotation.T), 0)
+            assert torch.allclose(grid_before, grid_after, atol=tolerance)  # the grid distribution rotates
             assert torch.allclose(policy._direction_logits(before, points), policy._direction_logits(after, turned),
-                                  atol=1e-6)  # fmt: skip
-            assert torch.allclose(before['h'], after['h'], atol=1e-6)  # the critic's input: invariant
-            assert policy.critic(before['h']).item() == pytest.approx(policy.critic(after['h']).item(), abs=1e-6)
+                                  atol=tolerance)  # fmt: skip
+            assert torch.allclose(before['h'], after['h'], atol=tolerance)  # invariant features
+            assert torch.allclose(before['critic'], after['critic'], atol=tolerance)  # the critic's input
+            assert policy.critic(before['critic']).item() == pytest.approx(
+                policy.critic(after['critic']).item(), abs=tolerance
+            )
             for direction in points[:4]:
                 p0 = policy._projections(before, direction)
                 p1 = policy._projections(after, rotation @ direction)
-                assert torch.allclose(p0, p1, atol=1e-6)
+                assert torch.allclose(p0, p1, atol=tolerance)
                 m0, m1 = policy._magnitude(before, p0), policy._magnitude(after, p1)
-                assert torch.allclose(m0.concentration1, m1.concentration1, atol=1e-6)
+                assert torch.allclose(m0.concentration1, m1.concentration1, atol=tolerance)
+                assert torch.allclose(m0.concentration0, m1.concentration0, atol=tolerance)
                 axis0 = policy._axis_logits(before, p0, direction, points)
-                assert torch.allclose(axis0, policy._axis_logits(after, p1, rotation @ direction, turned), atol=1e-6)
+                axis1 = policy._axis_logits(after, p1, rotation @ direction, turned)
+                assert torch.allclose(axis0, axis1, atol=tolerance)
                 assert torch.allclose(axis0, policy._axis_logits(before, p0, direction, -points), atol=1e-12)  # flip
 
 
@@ -67,9 +80,10 @@ def test_grid_is_uniform_and_distributions_normalised(state):
         assert torch.softmax(policy._direction_logits(code, policy.grid), 0).sum().item() == pytest.approx(1.0)
 
 
-def test_seeded_actions_exact_log_probabilities_and_round_trip(state):
+@pytest.mark.parametrize('model', [MultipolePolicy, SevenNetPolicy], ids=['multipole', 'sevennet'])
+def test_seeded_actions_exact_log_probabilities_and_round_trip(state, model):
     torch.manual_seed(2)
-    policy = MultipolePolicy(d_max=1.5)
+    policy = model(d_max=1.5)
     atoms, agent = state
     first, again = policy.act(atoms, agent, 11), policy.act(atoms, agent, 11)
     assert np.array_equal(first.sample, again.sample) and np.isfinite(first.value)
@@ -100,3 +114,30 @@ def test_ppo_on_a_fixed_batch_raises_the_probability_of_rewarded_directions(stat
     assert 0 < stats['epochs'] < 20  # the step size would overshoot: the target KL stopped it
     assert down_probability() > before + 0.03
     assert stats['value_loss'] < stats['value_loss_before']  # the critic is fitted to the GAE returns
+
+
+def test_ppo_reports_each_head_and_its_entropy_bonus_acts_on_that_head(state):
+    atoms, agent = state
+    torch.manual_seed(4)
+    initial = MultipolePolicy().state_dict()
+
+    def update(entropy):
+        policy = MultipolePolicy()
+        policy.load_state_dict(initial)
+        batch = []
+        for seed in range(12):  # rewarded for moving down: the update sharpens the direction head
+            out = policy.act(atoms, agent, seed)
+            batch.append([Step(state, out.sample.tolist(), out.logp, -float(out.sample[2]), out.value)])
+        return ppo_update(policy, batch, seed=0, settings=PPOSettings(learning_rate=0.01, epochs=5, entropy=entropy))
+
+    plain, bonus = update(0.0), update({'direction': 2.0})
+    assert sorted(plain['heads']) == ['axis', 'direction', 'magnitude']
+    for stats in (plain, bonus):
+        assert all(head['approx_kl'] >= 0 for head in stats['heads'].values())
+    assert plain['heads']['direction']['approx_kl'] > 0
+    assert plain['heads']['direction']['entropy'] < plain['heads']['direction']['entropy_before']
+    assert bonus['heads']['direction']['entropy'] > plain['heads']['direction']['entropy']  # the bonus held it up
+    assert PPOSettings(entropy={'axis': 1.0}).entropy_weight('direction') == 0.0
+    assert PPOSettings(entropy=0.1).entropy_weight('axis') == 0.1
+    with pytest.raises(ValueError, match='target_kl'):
+        PPOSettings(target_kl=0)

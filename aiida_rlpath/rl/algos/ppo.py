@@ -26,7 +26,9 @@ class PPOSettings:
     :param epochs: passes over the batch per update.
     :param clip: ratio clip ε of the surrogate objective.
     :param gamma: discount per environment step; ``lam``: the GAE λ.
-    :param entropy: weight of the entropy bonus; ``value``: weight of the critic's squared error.
+    :param entropy: weight of the entropy bonus, one number for every head or a mapping head → weight (heads of
+        the equivariant policies: ``direction``, ``magnitude``, ``axis``; unnamed heads get 0);
+        ``value``: weight of the critic's squared error.
     :param max_grad_norm: gradient-norm clip.
     :param target_kl: stop the epochs early once the approximate KL divergence from the behaviour policy exceeds
         this (nats; ``None``: never).
@@ -37,10 +39,24 @@ class PPOSettings:
     clip: float = 0.2
     gamma: float = 0.99
     lam: float = 0.95
-    entropy: float = 0.0
+    entropy: float | dict[str, float] = 0.0
     value: float = 0.5
     max_grad_norm: float = 1.0
     target_kl: float | None = None
+
+    def __post_init__(self):
+        if self.learning_rate <= 0 or self.epochs < 1 or not (0 < self.clip < 1):
+            raise ValueError('learning_rate must be > 0, epochs >= 1 and clip in (0, 1)')
+        if not (0 < self.gamma <= 1 and 0 <= self.lam <= 1):
+            raise ValueError('gamma must be in (0, 1] and lam in [0, 1]')
+        if self.target_kl is not None and self.target_kl <= 0:
+            raise ValueError('target_kl must be positive (or None)')
+
+    def entropy_weight(self, head: str) -> float:
+        """The entropy-bonus weight of ``head``."""
+        if isinstance(self.entropy, dict):
+            return float(self.entropy.get(head, 0.0))
+        return float(self.entropy)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,9 +105,31 @@ def advantages(episodes: t.Sequence[t.Sequence[Step]], gamma: float) -> np.ndarr
     return centred / scale if scale > 1e-12 else centred
 
 
+def _evaluate(policy, states, samples):
+    """Per-head log-probabilities and entropies (nats) and values; a policy without heads is one head, ``action``."""
+    if hasattr(policy, 'evaluate_heads'):
+        return policy.evaluate_heads(states, samples)
+    logp, entropy, values = policy.evaluate(states, samples)
+    return {'action': logp}, {'action': entropy}, values
+
+
+def _parameter_groups(policy, learning_rate: float):
+    """Adam's parameter groups: the policy's own (e.g. a fine-tuned backbone at a lower rate) or all parameters."""
+    if hasattr(policy, 'parameter_groups'):
+        return policy.parameter_groups(learning_rate)
+    return [{'params': [p for p in policy.parameters() if p.requires_grad], 'lr': learning_rate}]
+
+
+def _k3(new: torch.Tensor, old: torch.Tensor) -> float:
+    """The k3 estimator of KL(old ‖ new) from log-probabilities of samples drawn from old (never negative)."""
+    ratio = torch.exp(new - old)
+    return float(((ratio - 1) - (new - old)).mean())
+
+
 def ppo_update(policy: torch.nn.Module, episodes: t.Sequence[t.Sequence[Step]], seed: int, settings: PPOSettings):
-    """Update ``policy`` in place on ``episodes``; returns statistics (loss, approx. KL, clip fraction, entropy,
-    epochs run and, with a critic, its squared error before and after).
+    """Update ``policy`` in place on ``episodes``; returns statistics: loss, policy loss, approximate KL from the
+    behaviour policy (nats), clip fraction, entropy (nats), epochs run, per head its entropy before and after and
+    its approximate KL (``heads``), and with a critic its squared error before and after.
 
     Deterministic for a given ``seed`` (full-batch Adam; the seed fixes torch's global generator for policies
     that draw during the update).
@@ -112,36 +150,50 @@ def ppo_update(policy: torch.nn.Module, episodes: t.Sequence[t.Sequence[Step]], 
         targets = torch.tensor(targets, dtype=torch.float64)
     else:
         advantage = torch.tensor(advantages(episodes, settings.gamma), dtype=torch.float64)
-    optimiser = torch.optim.Adam(policy.parameters(), lr=settings.learning_rate)
-    epochs = 0
+    optimiser = torch.optim.Adam(_parameter_groups(policy, settings.learning_rate))
+    epochs, behaviour, entropy_before = 0, None, None
     for _ in range(settings.epochs):
-        logp, entropy, values = policy.evaluate(states, samples)
+        head_logp, head_entropy, values = _evaluate(policy, states, samples)
+        if behaviour is None:  # the policy before the update: per-head reference for the diagnostics
+            behaviour = {head: logp.detach() for head, logp in head_logp.items()}
+            entropy_before = {head: float(entropy.detach().mean()) for head, entropy in head_entropy.items()}
+        logp = sum(head_logp.values())
         ratio = torch.exp(logp - old)
-        if settings.target_kl is not None and float(((ratio - 1) - (logp - old)).mean()) > settings.target_kl:
+        if settings.target_kl is not None and _k3(logp.detach(), old) > settings.target_kl:
             break
         epochs += 1
         surrogate = torch.min(ratio * advantage, ratio.clamp(1 - settings.clip, 1 + settings.clip) * advantage)
         policy_loss = -surrogate.mean()
-        loss = policy_loss - settings.entropy * entropy.mean()
+        bonus = sum(settings.entropy_weight(head) * entropy.mean() for head, entropy in head_entropy.items())
+        loss = policy_loss - bonus
         if critic and values is not None:
             value_loss = 0.5 * ((values - targets) ** 2).mean()
             stats.setdefault('value_loss_before', float(value_loss))
             loss = loss + settings.value * value_loss
         optimiser.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), settings.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_([p for p in policy.parameters() if p.requires_grad], settings.max_grad_norm)
         optimiser.step()
     with torch.no_grad():
-        logp, entropy, values = policy.evaluate(states, samples)
+        head_logp, head_entropy, values = _evaluate(policy, states, samples)
+        logp = sum(head_logp.values())
         ratio = torch.exp(logp - old)
         if critic and values is not None:
             stats['value_loss'] = float(0.5 * ((values - targets) ** 2).mean())
         stats.update(
-            loss=float(loss),
-            policy_loss=float(policy_loss),
-            approx_kl=float(((ratio - 1) - (logp - old)).mean()),  # k3 estimator: never negative
+            loss=float(loss) if epochs else None,
+            policy_loss=float(policy_loss) if epochs else None,
+            approx_kl=_k3(logp, old),
             clip_fraction=float(((ratio - 1).abs() > settings.clip).double().mean()),
-            entropy=float(entropy.mean()),
+            entropy=float(sum(head_entropy.values()).mean()),
             epochs=epochs,
+            heads={
+                head: {
+                    'entropy_before': entropy_before[head],
+                    'entropy': float(head_entropy[head].mean()),
+                    'approx_kl': _k3(head_logp[head], behaviour[head]),
+                }
+                for head in head_logp
+            },
         )
     return stats

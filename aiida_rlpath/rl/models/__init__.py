@@ -11,11 +11,12 @@ import typing as t
 
 from aiida_rlpath.rl.models.baseline import ContextFreePolicy, PolicyOutput
 from aiida_rlpath.rl.models.equivariant import MultipolePolicy
+from aiida_rlpath.rl.models.sevennet import SevenNetPolicy
 
-__all__ = ('MODELS', 'ContextFreePolicy', 'MultipolePolicy', 'PolicyOutput', 'build_policy')
+__all__ = ('MODELS', 'ContextFreePolicy', 'MultipolePolicy', 'PolicyOutput', 'SevenNetPolicy', 'build_policy')
 
 #: Policy classes by ``architecture['name']``.
-MODELS: dict[str, type] = {ContextFreePolicy.name: ContextFreePolicy, MultipolePolicy.name: MultipolePolicy}
+MODELS: dict[str, type] = {model.name: model for model in (ContextFreePolicy, MultipolePolicy, SevenNetPolicy)}
 
 
 def build_policy(architecture: dict[str, t.Any], state_dict: dict | None = None):

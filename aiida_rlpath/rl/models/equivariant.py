@@ -26,6 +26,7 @@ import typing as t
 
 import numpy as np
 import torch
+from ase.data import chemical_symbols
 from e3nn import o3
 
 from aiida_rlpath.rl.models.baseline import SAMPLE_DECIMALS, PolicyOutput
@@ -76,6 +77,8 @@ class MultipolePolicy(torch.nn.Module):
         hidden: int = 32,
         grid: int = 400,
         radial: int = 8,
+        backbone_channels: int = 0,
+        critic_inputs: int = 0,
     ):
         super().__init__()
         self.d_max, self.cutoff, self.lmax, self.channels = float(d_max), float(cutoff), int(lmax), int(channels)
@@ -84,12 +87,14 @@ class MultipolePolicy(torch.nn.Module):
         self.register_buffer('centres', torch.linspace(0.5, self.cutoff, self.radial).double(), persistent=False)
         species = len(SPECIES) + 1
         self.radial_net = _mlp(self.radial * species, hidden, channels * (lmax + 1))
-        invariants = channels * (lmax + 1) + 2  # per-degree channel norms (l > 0) or values (l = 0); bond length, 1
+        # moment channels: the multipoles, then (in subclasses) those a backbone projects onto the O2
+        self.moment_channels = total = channels + int(backbone_channels)
+        invariants = total * (lmax + 1) + 2  # per-degree channel norms (l > 0) or values (l = 0); bond length, 1
         self.trunk = _mlp(invariants, hidden, hidden)
-        self.direction_weights = torch.nn.Linear(hidden, channels * (lmax + 1) + 1).double()
-        self.magnitude_head = _mlp(hidden + channels, hidden, 2)
-        self.axis_weights = torch.nn.Linear(hidden + channels, channels * (lmax // 2 + 1) + 2).double()
-        self.critic = _mlp(hidden, hidden, 1)
+        self.direction_weights = torch.nn.Linear(hidden, total * (lmax + 1) + 1).double()
+        self.magnitude_head = _mlp(hidden + total, hidden, 2)
+        self.axis_weights = torch.nn.Linear(hidden + total, total * (lmax // 2 + 1) + 2).double()
+        self.critic = _mlp(int(critic_inputs) or hidden, hidden, 1)  # reads code['critic'] (here: h)
 
     @property
     def architecture(self) -> dict[str, t.Any]:
@@ -101,7 +106,7 @@ class MultipolePolicy(torch.nn.Module):
 
     # -- encoder ---------------------------------------------------------------------------------------------
     def environment(self, atoms, agent: t.Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Neighbour vectors from the O2 centre (Å, periodic images included), species one-hot, bond vector."""
+        """Neighbour vectors from the O2 centre (Å, periodic images included), their atomic numbers, bond vector."""
         from ase import Atoms
         from ase.neighborlist import neighbor_list
 
@@ -114,14 +119,13 @@ class MultipolePolicy(torch.nn.Module):
         probe = probe[others] + Atoms('X', positions=[centre], cell=atoms.cell, pbc=atoms.pbc)
         i, j, vectors = neighbor_list('ijD', probe, self.cutoff)
         mask = i == len(probe) - 1
-        symbols = probe.get_chemical_symbols()
-        kinds = [SPECIES.get(symbols[k], len(SPECIES)) for k in j[mask]]
-        onehot = torch.nn.functional.one_hot(torch.tensor(kinds, dtype=torch.long), len(SPECIES) + 1)
-        return torch.from_numpy(vectors[mask]), onehot.to(torch.float64), torch.from_numpy(np.asarray(bond))
+        numbers = torch.from_numpy(probe.numbers[j[mask]].astype(np.int64))
+        return torch.from_numpy(vectors[mask]), numbers, torch.from_numpy(np.asarray(bond))
 
-    def encode(self, atoms, agent) -> dict[str, torch.Tensor]:
-        """Moments ``A`` (channels × (lmax+1)²), bond harmonics, invariants ``h`` (hidden) of one state."""
-        vectors, onehot, bond = self.environment(atoms, agent)
+    def multipoles(self, vectors: torch.Tensor, numbers: torch.Tensor) -> list[torch.Tensor]:
+        """The environment's learned multipole moments about the O2 centre: per degree l, channels × (2l+1)."""
+        kinds = [SPECIES.get(chemical_symbols[int(z)], len(SPECIES)) for z in numbers]
+        onehot = torch.nn.functional.one_hot(torch.tensor(kinds, dtype=torch.long), len(SPECIES) + 1).double()
         distances = vectors.norm(dim=1, keepdim=True)
         width = self.cutoff / self.radial
         basis = torch.exp(-(((distances - self.centres) / width) ** 2))
@@ -129,14 +133,29 @@ class MultipolePolicy(torch.nn.Module):
         features = (basis[:, :, None] * onehot[:, None, :]).reshape(len(vectors), -1)
         weights = (self.radial_net(features) * envelope).reshape(len(vectors), self.lmax + 1, self.channels)
         harmonics = _sh(self.lmax, vectors) if len(vectors) else torch.zeros(0, (self.lmax + 1) ** 2).double()
-        moments = [
+        return [
             torch.einsum('nc,nm->cm', weights[:, degree, :], harmonics[:, degree**2 : (degree + 1) ** 2])
             for degree in range(self.lmax + 1)
         ]
+
+    def backbone(self, vectors: torch.Tensor, numbers: torch.Tensor, bond: torch.Tensor, multipoles) -> dict | None:
+        """Extra moments from a pretrained backbone (``moments``: per degree, backbone channels × (2l+1)) and the
+        critic's input (``critic``); none here, see :class:`~aiida_rlpath.rl.models.sevennet.SevenNetPolicy`."""
+        return None
+
+    def encode(self, atoms, agent) -> dict[str, torch.Tensor]:
+        """Moments ``A`` (per degree l: moment channels × (2l+1)), bond harmonics, invariants ``h`` (hidden) and
+        the critic's input of one state."""
+        vectors, numbers, bond = self.environment(atoms, agent)
+        moments = self.multipoles(vectors, numbers)
+        extra = self.backbone(vectors, numbers, bond, moments)
+        if extra is not None:
+            moments = [torch.cat([own, more]) for own, more in zip(moments, extra['moments'], strict=True)]
         invariants = [moments[0][:, 0]] + [m.norm(dim=1) for m in moments[1:]]
         length = bond.norm()
         h = self.trunk(torch.cat([*invariants, length[None], torch.ones(1, dtype=torch.float64)]))
-        return {'moments': moments, 'bond': _sh(self.lmax, (bond / length)[None])[0], 'h': h}
+        critic = h if extra is None else extra['critic']
+        return {'moments': moments, 'bond': _sh(self.lmax, (bond / length)[None])[0], 'h': h, 'critic': critic}
 
     # -- heads -----------------------------------------------------------------------------------------------
     def _direction_logits(self, code, points: torch.Tensor) -> torch.Tensor:
@@ -144,7 +163,7 @@ class MultipolePolicy(torch.nn.Module):
         harmonics = _sh(self.lmax, points)
         logits = torch.zeros(len(points), dtype=torch.float64)
         for degree, moment in enumerate(code['moments']):
-            coefficients = weights[degree * self.channels : (degree + 1) * self.channels] @ moment
+            coefficients = weights[degree * self.moment_channels : (degree + 1) * self.moment_channels] @ moment
             logits = logits + harmonics[:, degree**2 : (degree + 1) ** 2] @ coefficients
         if self.lmax >= 2:  # the bond's quadrupole: even, so flip-symmetric
             logits = logits + weights[-1] * (harmonics[:, 4:9] @ code['bond'][4:9])
@@ -162,9 +181,11 @@ class MultipolePolicy(torch.nn.Module):
     def _axis_logits(self, code, projections, direction, points) -> torch.Tensor:
         weights = self.axis_weights(torch.cat([code['h'], projections]))
         harmonics = _sh(self.lmax, points)
-        logits = harmonics[:, 0] * (weights[: self.channels] @ code['moments'][0][:, 0])
+        logits = harmonics[:, 0] * (weights[: self.moment_channels] @ code['moments'][0][:, 0])
         if self.lmax >= 2:
-            logits = logits + harmonics[:, 4:9] @ (weights[self.channels : 2 * self.channels] @ code['moments'][2])
+            logits = logits + harmonics[:, 4:9] @ (
+                weights[self.moment_channels : 2 * self.moment_channels] @ code['moments'][2]
+            )
             logits = logits + weights[-2] * (harmonics[:, 4:9] @ _sh(2, direction[None])[0, 4:9])
             logits = logits + weights[-1] * (harmonics[:, 4:9] @ code['bond'][4:9])
         return logits
@@ -173,8 +194,9 @@ class MultipolePolicy(torch.nn.Module):
     def _nearest(self, vector) -> int:
         return int(torch.argmax(self.grid @ torch.as_tensor(vector, dtype=torch.float64)))
 
-    def _evaluate(self, code, sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(log-probability in nats, entropy) of a raw sample [direction grid point, magnitude Å, axis grid point]."""
+    def _heads(self, code, sample: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Per head, (log-probability in nats, entropy in nats) of a raw sample [direction grid point, magnitude Å,
+        axis grid point]; the magnitude's and axis's are those given the sampled direction."""
         direction_logp = torch.log_softmax(self._direction_logits(code, self.grid), 0)
         k = self._nearest(sample[:3])
         direction = self.grid[k]
@@ -182,16 +204,20 @@ class MultipolePolicy(torch.nn.Module):
         magnitude = self._magnitude(code, projections)
         fraction = (sample[3] / self.d_max).clamp(1e-6, 1 - 1e-6)
         axis_logp = torch.log_softmax(self._axis_logits(code, projections, direction, self.grid), 0)
-        logp = (
-            direction_logp[k]
-            + magnitude.log_prob(fraction)
-            - math.log(self.d_max)
-            + axis_logp[self._nearest(sample[4:])]
-        )
-        entropy = (
-            -(direction_logp.exp() * direction_logp).sum() + magnitude.entropy() - (axis_logp.exp() * axis_logp).sum()
-        )
-        return logp, entropy
+        return {
+            'direction': (direction_logp[k], -(direction_logp.exp() * direction_logp).sum()),
+            # the density of the magnitude in Å: the Beta's density of the fraction over d_max
+            'magnitude': (
+                magnitude.log_prob(fraction) - math.log(self.d_max),
+                magnitude.entropy() + math.log(self.d_max),
+            ),
+            'axis': (axis_logp[self._nearest(sample[4:])], -(axis_logp.exp() * axis_logp).sum()),
+        }
+
+    def _evaluate(self, code, sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log-probability, entropy) of a raw sample, nats: the sums over the heads."""
+        heads = self._heads(code, sample).values()
+        return sum(logp for logp, _ in heads), sum(entropy for _, entropy in heads)
 
     def act(self, atoms, agent: t.Sequence[int], seed: int) -> PolicyOutput:
         """Sample direction, then magnitude and axis given it, from a generator seeded with ``seed``."""
@@ -212,7 +238,7 @@ class MultipolePolicy(torch.nn.Module):
             sample = torch.cat([direction, (fraction * self.d_max)[None], axis])
             sample = torch.from_numpy(np.round(sample.numpy(), SAMPLE_DECIMALS))
             logp, _ = self._evaluate(code, sample)
-            value = self.critic(code['h'])[0]
+            value = self.critic(code['critic'])[0]
         return PolicyOutput(sample.numpy(), float(logp), float(value))
 
     def log_prob(self, states: t.Sequence[t.Any], samples: torch.Tensor) -> torch.Tensor:
@@ -220,21 +246,29 @@ class MultipolePolicy(torch.nn.Module):
         pairs = zip(states, samples, strict=True)
         return torch.stack([self._evaluate(self.encode(*state), sample)[0] for state, sample in pairs])
 
+    def evaluate_heads(self, states: t.Sequence[t.Any], samples: torch.Tensor):
+        """Per head (``direction``, ``magnitude``, ``axis``), the log-probabilities (nats) of ``samples`` in
+        ``states`` and the heads' entropies there (nats; the magnitude's and axis's given the sampled direction),
+        and the critic's values."""
+        logps, entropies, values = {}, {}, []
+        for state, sample in zip(states, samples, strict=True):
+            code = self.encode(*state)
+            for head, (logp, entropy) in self._heads(code, sample).items():
+                logps.setdefault(head, []).append(logp)
+                entropies.setdefault(head, []).append(entropy)
+            values.append(self.critic(code['critic'])[0])
+        stack = torch.stack
+        return {h: stack(v) for h, v in logps.items()}, {h: stack(v) for h, v in entropies.items()}, stack(values)
+
     def evaluate(self, states: t.Sequence[t.Any], samples: torch.Tensor):
         """Log-probabilities (nats) of ``samples`` in ``states``, the policy's entropies there (nats; for the
         magnitude and axis, those given the sampled direction) and the critic's values."""
-        logps, entropies, values = [], [], []
-        for state, sample in zip(states, samples, strict=True):
-            code = self.encode(*state)
-            logp, entropy = self._evaluate(code, sample)
-            logps.append(logp)
-            entropies.append(entropy)
-            values.append(self.critic(code['h'])[0])
-        return torch.stack(logps), torch.stack(entropies), torch.stack(values)
+        logps, entropies, values = self.evaluate_heads(states, samples)
+        return sum(logps.values()), sum(entropies.values()), values
 
     def value(self, state) -> torch.Tensor:
         """The critic's value of a state ``(atoms, agent)``."""
-        return self.critic(self.encode(*state)['h'])[0]
+        return self.critic(self.encode(*state)['critic'])[0]
 
 
 def _beta_quantile(beta: torch.distributions.Beta, u: torch.Tensor) -> torch.Tensor:
