@@ -229,6 +229,11 @@ def test_protocols_merge_overrides_and_grow_their_own_start(aiida_profile_clean)
     assert builder.training['cycles'] == 5 and builder.training['episodes_per_cycle'] == 2  # merged, not replaced
     assert builder.build['size'] == 'tiny' and builder.build['oxide_thickness'] == 3.0 and builder.build['seed'] == 11
     assert 'structure' not in builder and builder.settings['neb_images'] == 3
+    assert builder.policy.architecture['name'] == 'sevennet'  # the default agent, initialised from the seed
+    again = RealizeTrainingWorkChain.get_builder_from_protocol('fast', seed=11)
+    assert again.policy.uuid == builder.policy.uuid  # the same initialisation, stored once
+    other = RealizeTrainingWorkChain.get_builder_from_protocol('fast', {'policy': {'name': 'multipole'}}, seed=12)
+    assert other.policy.architecture['name'] == 'multipole'
     paper = RealizeTrainingWorkChain.get_builder_from_protocol('paper')
     assert paper.build['size'] == 'paper' and paper.settings['neb_fmax'] == 0.05
     with pytest.raises(ValueError, match='unknown realize protocol'):
@@ -246,20 +251,34 @@ def test_protocols_merge_overrides_and_grow_their_own_start(aiida_profile_clean)
         run_get_node(RealizeTrainingWorkChain, **incomplete)
 
 
-def test_training_with_the_equivariant_policy(aiida_profile_clean):
-    import torch
+def test_training_with_the_sevennet_policy_then_evaluation_mode(aiida_profile_clean):
+    """The default agent (SevenNet-0 backbone) trains through the work chain: one checkpoint per update, per-head
+    diagnostics in the update's stats and report; then evaluation mode runs the trained checkpoint unchanged."""
+    from aiida.cmdline.utils.common import get_workchain_report
 
-    from aiida_rlpath.rl.models import MultipolePolicy
+    from aiida_rlpath.workflows.realize.training import initial_policy
 
-    torch.manual_seed(0)
-    model = MultipolePolicy(SETTINGS.d_max)
     builder = _builder(cycles=1, episodes=2, settings=dataclasses.replace(SETTINGS, max_steps=2))
-    builder.policy = PolicyCheckpointData.get_or_create(model.state_dict(), model.architecture)[0]
+    builder.policy = initial_policy({'name': 'sevennet'}, SETTINGS.d_max, seed=0)
     results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_status
     update = _calls(node)['cycle_00_update']
-    assert results['policy'].architecture['name'] == 'multipole'
+    assert results['policy'].architecture['name'] == 'sevennet'
     assert results['policy'].sha256 != builder.policy.sha256  # PPO changed the weights
     assert update.outputs.stats['steps'] == results['cycles']['cycle_00']['steps'] > 0
     assert update.outputs.stats['skipped_steps'] == 0  # every step was drawn by this policy, in its own state
-    assert update.outputs.stats['value_loss'] is not None  # its critic's values came through the step records: GAE
+    heads = update.outputs.stats['heads']
+    assert sorted(heads) == ['axis', 'direction', 'magnitude']
+    assert all(head['approx_kl'] >= 0 and np.isfinite(head['entropy']) for head in heads.values())
+    assert 'direction H' in get_workchain_report(node, 'REPORT')  # logged each update
+    assert update.outputs.stats['value_loss'] is not None  # the critic's values came through the step records: GAE
+
+    evaluation = _builder(cycles=1, episodes=2, settings=dataclasses.replace(SETTINGS, max_steps=2), seed=5)
+    evaluation.policy = results['policy']
+    evaluation.training = orm.Dict({**evaluation.training.get_dict(), 'mode': 'evaluate'})
+    evaluated, eval_node = run_get_node(evaluation)
+    assert eval_node.is_finished_ok, eval_node.exit_status
+    assert evaluated['policy'].uuid == results['policy'].uuid  # no update: the same checkpoint node
+    assert not any(label.endswith('_update') for label in _calls(eval_node))
+    episodes = _calls(eval_node, LinkType.CALL_WORK)
+    assert all(e.inputs.policy.uuid == results['policy'].uuid for e in episodes.values())

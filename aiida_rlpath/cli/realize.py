@@ -49,16 +49,31 @@ def _run(builder, daemon: bool):
 @click.option('--max-steps', type=click.IntRange(min=1), help='Override: steps per episode.')
 @click.option('--size', type=click.Choice(['tiny', 'small', 'paper']), help='Override: Si slab size.')
 @click.option('--oxide-thickness', type=click.FloatRange(min=0), help='Override: oxide thickness, Å (0: bare Si).')
+@click.option('--model', type=click.Choice(['multipole', 'sevennet', 'context-free']), help='Override: policy model.')
+@click.option('--policy', 'policy_pk', type=int, help='Start from this stored policy checkpoint (PK) instead.')
+@click.option('--evaluate', is_flag=True, help='Evaluation mode: run the cycles with the policy fixed (no updates).')
 @click.option('--daemon', is_flag=True, help='Submit to the daemon instead of running here.')
 @decorators.with_dbenv()
-def cmd_launch(protocol, seed, cycles, episodes, max_steps, size, oxide_thickness, daemon):
-    """Launch a REALIZE training from a protocol preset (it grows its own Si/a-SiO2 start)."""
+def cmd_launch(protocol, seed, cycles, episodes, max_steps, size, oxide_thickness, model, policy_pk, evaluate, daemon):
+    """Launch a REALIZE training from a protocol preset (it grows its own Si/a-SiO2 start), or with --evaluate
+    generate oxidation trajectories from a fixed checkpoint."""
+    from aiida import orm
+
+    from aiida_rlpath.data.policy import PolicyCheckpointData
     from aiida_rlpath.workflows.realize.training import RealizeTrainingWorkChain, protocol_overrides
 
     overrides = protocol_overrides(
-        cycles=cycles, episodes=episodes, max_steps=max_steps, size=size, oxide_thickness=oxide_thickness
-    )
-    builder = RealizeTrainingWorkChain.get_builder_from_protocol(protocol, overrides, seed=seed)
+        cycles=cycles, episodes=episodes, max_steps=max_steps, size=size, oxide_thickness=oxide_thickness,
+        model=model, mode='evaluate' if evaluate else None,
+    )  # fmt: skip
+    policy = None
+    if policy_pk is not None:
+        policy = orm.load_node(policy_pk)
+        if not isinstance(policy, PolicyCheckpointData):
+            raise click.BadParameter(
+                f'<{policy_pk}> is a {type(policy).__name__}, not a policy checkpoint', param_hint='--policy'
+            )
+    builder = RealizeTrainingWorkChain.get_builder_from_protocol(protocol, overrides, seed=seed, policy=policy)
     node = _run(builder, daemon)
     if not daemon and node.is_finished_ok:
         _report(node, None)

@@ -47,8 +47,10 @@ __all__ = (
     'random_action',
     'relax_after_move',
     'relax_start',
+    'run_episode',
     'select_event',
     'step_reward',
+    'train',
     'transition',
 )
 
@@ -386,6 +388,8 @@ class TrainingSettings:
     :param threshold_min: ... but never falls below this, eV.
     :param insert_height: height above the film at which the fresh O2 of an evolved environment is placed, Å.
     :param ppo: :class:`~aiida_rlpath.rl.algos.ppo.PPOSettings` fields for the policy update.
+    :param mode: ``'train'``, or ``'evaluate'``: the cycles run, keep events and anneal as in training, but the
+        policy checkpoint stays fixed (no update).
     """
 
     cycles: int = 3
@@ -395,8 +399,11 @@ class TrainingSettings:
     threshold_min: float = 0.5
     insert_height: float = 3.0
     ppo: dict = dataclasses.field(default_factory=dict)
+    mode: str = 'train'
 
     def __post_init__(self):
+        if self.mode not in ('train', 'evaluate'):
+            raise ValueError(f"mode must be 'train' or 'evaluate', got {self.mode!r}")
         if self.cycles < 1 or self.episodes_per_cycle < 1:
             raise ValueError('cycles and episodes_per_cycle must be at least 1')
         if not (0 < self.threshold_decay <= 1):
@@ -550,7 +557,84 @@ class OxidationEnv(gym.Env):
         output = policy.act(self.state, self.agent, self._action_seed + self._steps)
         return OxidationAction.from_vector(output.sample, self.settings.d_max), output
 
-    def evolve(self, structure: Atoms, seed: int) -> None:
-        """Keep an oxidation event: continue from ``structure`` (the dissociated state) with a fresh O2."""
-        evolved, agent = evolve_environment(structure, seed)
+    def evolve(self, structure: Atoms, seed: int, height: float = 3.0) -> None:
+        """Keep an oxidation event: continue from ``structure`` (the dissociated state) with a fresh O2 placed
+        ``height`` Å above the film."""
+        evolved, agent = evolve_environment(structure, seed, height)
         self._set_structure(evolved, agent)
+
+
+def run_episode(env: OxidationEnv, seed: int, policy=None) -> dict[str, t.Any]:
+    """One episode of ``env`` from its current structure, acting with ``policy`` (``None``: the seeded isotropic
+    random policy), every draw from ``seed``, exactly as the provenance shell's episode does.
+
+    Returns ``outcome`` (of the last step), ``effective_barrier`` (highest barrier of the pathway, eV),
+    ``return``, ``steps``, ``force_calls`` (the start's relaxation included), the final
+    ``structure`` and ``transitions``: per step ``(state, policy output or None, reward)`` with state ``(atoms,
+    agent)``, what a PPO update needs.
+    """
+    _, info = env.reset(seed=seed)
+    calls, transitions, rewards, done = info['force_calls'], [], [], False
+    while not done:
+        state = (env.state, env.agent)
+        action, output = (env.random_action(), None) if policy is None else env.policy_action(policy)
+        _, reward, terminated, truncated, info = env.step(action)
+        calls += info['force_calls']
+        transitions.append((state, output, reward))
+        rewards.append(reward)
+        done = terminated or truncated
+    return {
+        'outcome': info['outcome'],
+        'effective_barrier': info['effective_barrier'],
+        'return': float(sum(rewards)),
+        'steps': len(transitions),
+        'force_calls': int(calls),
+        'structure': env.state,
+        'transitions': transitions,
+    }
+
+
+def train(env: OxidationEnv, policy, training: TrainingSettings, seed: int, log=None) -> list[dict[str, t.Any]]:
+    """REALIZE training in the plain shell, cycle by cycle as :class:`RealizeTrainingWorkChain` runs it: the
+    cycle's episodes (seeds from :func:`cycle_seeds`), the lowest-barrier verified oxidation kept and the
+    environment evolved, one PPO update of ``policy`` in place (unless ``training.mode`` is ``'evaluate'``), the
+    threshold annealed. Returns per cycle: ``threshold`` (eV), ``success_rate``, ``mean_effective_barrier`` (eV,
+    over successes; ``None`` without), ``kept`` (episode index or ``None``), ``kept_barrier`` (eV), ``force_calls``
+    and the update's ``stats``. ``log`` (optional) is called with each cycle's record.
+    """
+    from aiida_rlpath.rl.algos.ppo import PPOSettings, Step, ppo_update
+
+    settings, threshold, cycles = PPOSettings(**training.ppo), training.threshold_start, []
+    for cycle in range(training.cycles):
+        seeds = cycle_seeds(seed, cycle, training.episodes_per_cycle)
+        env.threshold = threshold
+        results = [run_episode(env, episode_seed, policy) for episode_seed in seeds['episodes']]
+        successes = [r['effective_barrier'] for r in results if r['outcome'] == 'success']
+        kept = select_event(results)
+        if kept is not None:
+            env.evolve(results[kept]['structure'], seeds['event'], training.insert_height)
+        stats = None
+        if training.mode == 'train':
+            batch = [
+                [
+                    Step(state, out.sample.tolist(), out.logp, reward, out.value)
+                    for state, out, reward in r['transitions']
+                ]
+                for r in results
+            ]
+            stats = ppo_update(policy, batch, seeds['update'], settings)
+        record = {
+            'cycle': cycle,
+            'threshold': threshold,
+            'success_rate': len(successes) / len(results),
+            'mean_effective_barrier': float(np.mean(successes)) if successes else None,
+            'kept': kept,
+            'kept_barrier': results[kept]['effective_barrier'] if kept is not None else None,
+            'force_calls': sum(r['force_calls'] for r in results),
+            'stats': stats,
+        }
+        cycles.append(record)
+        if log is not None:
+            log(record)
+        threshold = anneal_threshold(threshold, training)
+    return cycles

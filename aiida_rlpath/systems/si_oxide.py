@@ -20,7 +20,10 @@ from aiida_rlpath.physics.bonds import bonded_neighbours
 from aiida_rlpath.physics.md import lammps_md
 from aiida_rlpath.physics.pes import DEFAULT_OXIDATION_PES, MASSES, PESSpec
 
-__all__ = ('PROTOCOLS', 'OxideProtocol', 'OxideSlab', 'build_oxidized_slab', 'build_si_slab', 'insert_o2')
+__all__ = (
+    'PROTOCOLS', 'OxideProtocol', 'OxideSlab', 'build_oxidation_start', 'build_oxidized_slab', 'build_si_slab',
+    'insert_o2',
+)  # fmt: skip
 
 A_SIO2_OXYGEN_DENSITY = 2 * 2.2 / 60.08 * 0.6022  # O atoms per Å³ in a-SiO2 at 2.2 g/cm³ (0.0441)
 O2_BOND_LENGTH = 1.265  # Å, the default PES's relaxed O2
@@ -233,3 +236,26 @@ def build_oxidized_slab(
     interface, surface = _describe(atoms)
     n_oxygen = atoms.get_chemical_symbols().count('O')
     return OxideSlab(atoms, interface, surface, surface - interface, n_oxygen, deposited, rejected, seed, name)
+
+
+def build_oxidation_start(
+    size: str = 'small',
+    oxide_thickness: float = 5.0,
+    oxide_protocol: str = 'quick',
+    seed: int = 0,
+    insert_height: float = 3.0,
+) -> tuple[Atoms, list[int], dict]:
+    """A REALIZE start: Si(001) of ``size`` with an a-SiO2 film of about ``oxide_thickness`` Å grown by
+    ``oxide_protocol`` (bare Si for 0) and an agent O2 ``insert_height`` Å above it, all drawn from ``seed``.
+
+    Returns the structure (tags cleared), the O2's indices and what the growth measured (thickness in Å, ...).
+    """
+    rng = np.random.default_rng(int(seed))
+    if oxide_thickness > 0:
+        oxide = build_oxidized_slab(int(rng.integers(2**31)), oxide_thickness, size, oxide_protocol)
+        slab, metadata = oxide.atoms, oxide.metadata()
+    else:
+        slab, metadata = build_si_slab(size), {'oxide_thickness': 0.0}
+    atoms, agent = insert_o2(slab, int(rng.integers(2**31)), height=insert_height)
+    atoms.set_tags(0)
+    return atoms, agent, metadata

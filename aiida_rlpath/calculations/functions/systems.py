@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
 
 from aiida_rlpath.calculations.functions.realize import json_safe
 from aiida_rlpath.envs.oxidation import canonical, film_top, fixed_indices
-from aiida_rlpath.systems.si_oxide import build_oxidized_slab, build_si_slab, insert_o2
+from aiida_rlpath.systems.si_oxide import build_oxidation_start
 
 __all__ = ('OXIDATION_SYSTEM_DEFAULTS', 'oxidation_system')
 
@@ -49,18 +48,12 @@ def oxidation_system(parameters: orm.Dict) -> dict:
     chains, and ``oxide`` (what the growth measured: thickness in Å, O count, deposited/rejected O2).
     """
     options = {**OXIDATION_SYSTEM_DEFAULTS, **parameters.get_dict()}
-    rng = np.random.default_rng(int(options['seed']))
-    if options['oxide_thickness'] > 0:
-        oxide = build_oxidized_slab(
-            int(rng.integers(2**31)), options['oxide_thickness'], options['size'], options['oxide_protocol']
-        )
-        slab, metadata = oxide.atoms, oxide.metadata()
-    else:
-        slab, metadata = build_si_slab(options['size']), {'oxide_thickness': 0.0}
-    fixed = fixed_indices(slab)
-    atoms, agent = insert_o2(slab, int(rng.integers(2**31)), height=options['insert_height'])
+    atoms, agent, metadata = build_oxidation_start(
+        options['size'], options['oxide_thickness'], options['oxide_protocol'], options['seed'],
+        options['insert_height'],
+    )  # fmt: skip
+    fixed = fixed_indices(atoms)
     atoms = canonical(atoms)
-    atoms.set_tags(0)
     return {
         'structure': orm.StructureData(ase=atoms),
         'system': orm.Dict({'agent': agent, 'fixed': fixed, 'film_top': film_top(atoms, agent)}),

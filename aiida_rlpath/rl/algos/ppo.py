@@ -168,7 +168,7 @@ def ppo_update(policy: torch.nn.Module, episodes: t.Sequence[t.Sequence[Step]], 
         loss = policy_loss - bonus
         if critic and values is not None:
             value_loss = 0.5 * ((values - targets) ** 2).mean()
-            stats.setdefault('value_loss_before', float(value_loss))
+            stats.setdefault('value_loss_before', float(value_loss.detach()))
             loss = loss + settings.value * value_loss
         optimiser.zero_grad()
         loss.backward()

@@ -90,7 +90,8 @@ class SevenNetPolicy(MultipolePolicy):
             raise ValueError('the SevenNet backbone gives features of degree 0, 1 and 2: lmax must be 2')
         if not 0 <= trainable_layers <= EQUIVARIANT_BLOCKS:
             raise ValueError(f'trainable_layers must be within 0…{EQUIVARIANT_BLOCKS}, got {trainable_layers}')
-        model, self_cutoff, digest = pretrained_backbone(checkpoint)
+        with torch.random.fork_rng():  # loading builds (then overwrites) random weights: keep the caller's RNG
+            model, self_cutoff, digest = pretrained_backbone(checkpoint)
         if checkpoint_sha256 is not None and checkpoint_sha256 != digest:
             raise ValueError(f'the SevenNet checkpoint {checkpoint!r} in this sevenn is not the one this policy was '
                              f'trained on (sha256 {digest[:12]}… ≠ {checkpoint_sha256[:12]}…)')  # fmt: skip

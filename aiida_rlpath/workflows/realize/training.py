@@ -32,7 +32,7 @@ from aiida_rlpath.workflows.realize.episode import (
 )
 from aiida_rlpath.workflows.utils import call_once
 
-__all__ = ('RealizeTrainingWorkChain', 'protocol_overrides')
+__all__ = ('RealizeTrainingWorkChain', 'initial_policy', 'protocol_overrides')
 
 #: Where each command-line style option goes in a protocol: (section, key).
 OVERRIDE_KEYS = {
@@ -41,18 +41,33 @@ OVERRIDE_KEYS = {
     'max_steps': ('settings', 'max_steps'),
     'size': ('system', 'size'),
     'oxide_thickness': ('system', 'oxide_thickness'),
+    'model': ('policy', 'name'),
+    'mode': ('training', 'mode'),
 }
 
 
 def protocol_overrides(**options) -> dict:
     """Protocol overrides from flat options (``cycles``, ``episodes``, ``max_steps``, ``size``,
-    ``oxide_thickness`` in Å); ``None`` values are left out."""
+    ``oxide_thickness`` in Å, ``model``: the policy model, ``mode``: train or evaluate); ``None`` is left out."""
     overrides: dict = {}
     for name, value in options.items():
         if value is not None:
             section, key = OVERRIDE_KEYS[name]
             overrides.setdefault(section, {})[key] = value
     return overrides
+
+
+def initial_policy(model: dict, d_max: float, seed: int) -> PolicyCheckpointData:
+    """A fresh checkpoint of the policy ``model`` (``name`` and options of :mod:`aiida_rlpath.rl.models`) for
+    steps of at most ``d_max`` Å, its weights initialised from ``seed``; an identical checkpoint is reused."""
+    import torch
+
+    from aiida_rlpath.rl.models import build_policy
+
+    with torch.random.fork_rng():
+        torch.manual_seed(int(seed))
+        network = build_policy({**model, 'd_max': d_max})
+    return PolicyCheckpointData.get_or_create(network.state_dict(), network.architecture)[0]
 
 
 def _validate_training(value, _):
@@ -106,12 +121,11 @@ class RealizeTrainingWorkChain(WorkChain):
 
         ``overrides`` is merged into the preset (keys ``system``, ``settings``, ``training``, ``weights``). Without
         ``atoms`` the work chain grows its own start (``build``) from the preset's ``system`` parameters; with an
-        ASE structure ``atoms`` whose O2 is ``agent`` it starts there. ``policy`` defaults to the context-free
-        baseline at its isotropic initialisation (stored once, found again by hash). ``pes`` a PESSpec
+        ASE structure ``atoms`` whose O2 is ``agent`` it starts there. ``policy`` defaults to the preset's
+        ``policy`` model initialised from ``seed`` (stored once, found again by hash). ``pes`` a PESSpec
         (default: the oxidation ReaxFF). ``seed`` drives everything random.
         """
         from aiida_rlpath.physics.pes import DEFAULT_OXIDATION_PES
-        from aiida_rlpath.rl.models import ContextFreePolicy
         from aiida_rlpath.workflows.protocols import get_protocol
 
         preset = get_protocol('realize', protocol, overrides)
@@ -130,8 +144,7 @@ class RealizeTrainingWorkChain(WorkChain):
         builder.weights = orm.Dict(dataclasses.asdict(weights))
         builder.training = orm.Dict(dataclasses.asdict(training))
         if policy is None:
-            model = ContextFreePolicy(settings.d_max)
-            policy = PolicyCheckpointData.get_or_create(model.state_dict(), model.architecture)[0]
+            policy = initial_policy(preset.get('policy', {'name': 'multipole'}), settings.d_max, seed)
         builder.policy = policy
         builder.seed = orm.Int(seed)
         builder.metadata.label = f'REALIZE training ({preset["name"]})'
@@ -299,19 +312,29 @@ class RealizeTrainingWorkChain(WorkChain):
             self.ctx.structure, self.ctx.system = event['structure'], event['system']
             self.out(f'events.{prefix}', event['event'])
 
-        trajectories = {f'trajectory_{i:02d}': node.outputs.trajectory for i, node in enumerate(episodes)}
-        update = call_once(
-            self, f'{prefix}_update', ppo_update, self.ctx.policy, self.inputs.training, orm.Int(seeds['update']),
-            system=system, **summaries, **trajectories,
-        )  # fmt: skip
-        self.ctx.policy = update['policy']
         barrier = metrics['mean_effective_barrier']
         self.report(
             f'{prefix}: success rate {metrics["success_rate"]:.2f}, mean effective barrier '
             + ('n/a' if barrier is None else f'{barrier:.3f} eV')
             + f', event {"kept from episode " + str(metrics["kept"]) if metrics["kept"] is not None else "none"}'
-            + f', policy <{self.ctx.policy.pk}>'
         )
+        if self.ctx.training.mode == 'train':
+            trajectories = {f'trajectory_{i:02d}': node.outputs.trajectory for i, node in enumerate(episodes)}
+            update = call_once(
+                self, f'{prefix}_update', ppo_update, self.ctx.policy, self.inputs.training, orm.Int(seeds['update']),
+                system=system, **summaries, **trajectories,
+            )  # fmt: skip
+            self.ctx.policy = update['policy']
+            stats = update['stats'].get_dict()
+            heads = ', '.join(
+                f'{name} H {head["entropy"]:.3f} KL {head["approx_kl"]:.2e}'
+                for name, head in (stats.get('heads') or {}).items()
+            )
+            self.report(
+                f'{prefix}: PPO update, {stats.get("epochs", 0)} epochs, approx. KL {stats["approx_kl"]:.2e} nats'
+                + (f' ({heads})' if heads else '')
+                + f'; policy <{self.ctx.policy.pk}>'
+            )
         self.ctx.threshold = anneal_threshold(self.ctx.threshold, self.ctx.training)
         self.ctx.cycle += 1
         return None
