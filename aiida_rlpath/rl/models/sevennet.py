@@ -65,6 +65,7 @@ class SevenNetPolicy(MultipolePolicy):
     :param trainable_layers: how many of the last equivariant interaction blocks fine-tune (0: all frozen).
     :param backbone_lr_scale: their learning rate relative to the heads'.
     :param checkpoint: the SevenNet checkpoint shipped in ``sevenn``; ``checkpoint_sha256`` pins its bytes.
+
     Other parameters as :class:`MultipolePolicy`.
     """
 
