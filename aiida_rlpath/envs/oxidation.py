@@ -50,6 +50,7 @@ __all__ = (
     'run_episode',
     'select_event',
     'step_reward',
+    'summarize_cycle',
     'train',
     'transition',
 )
@@ -435,6 +436,22 @@ def select_event(summaries: t.Sequence[dict]) -> int | None:
     return best
 
 
+def summarize_cycle(episodes: t.Sequence[dict]) -> dict[str, t.Any]:
+    """What both shells report of a cycle's episodes (each with ``outcome``, ``effective_barrier`` in eV and
+    ``force_calls``): ``successes``, ``success_rate``, ``mean_effective_barrier`` (eV, over the successes;
+    ``None`` without), the ``kept`` event (:func:`select_event`), its ``kept_barrier`` (eV) and ``force_calls``."""
+    successes = [e['effective_barrier'] for e in episodes if e['outcome'] == 'success']
+    kept = select_event(episodes)
+    return {
+        'successes': len(successes),
+        'success_rate': len(successes) / len(episodes) if episodes else 0.0,
+        'mean_effective_barrier': float(np.mean(successes)) if successes else None,
+        'kept': kept,
+        'kept_barrier': episodes[kept]['effective_barrier'] if kept is not None else None,
+        'force_calls': sum(e['force_calls'] for e in episodes),
+    }
+
+
 def random_action(rng: np.random.Generator, d_max: float) -> OxidationAction:
     """An isotropic random action: uniform direction and axis on S², magnitude uniform in [0, ``d_max``] Å."""
     return OxidationAction.from_vector(
@@ -598,9 +615,8 @@ def train(env: OxidationEnv, policy, training: TrainingSettings, seed: int, log=
     """REALIZE training in the plain shell, cycle by cycle as :class:`RealizeTrainingWorkChain` runs it: the
     cycle's episodes (seeds from :func:`cycle_seeds`), the lowest-barrier verified oxidation kept and the
     environment evolved, one PPO update of ``policy`` in place (unless ``training.mode`` is ``'evaluate'``), the
-    threshold annealed. Returns per cycle: ``threshold`` (eV), ``success_rate``, ``mean_effective_barrier`` (eV,
-    over successes; ``None`` without), ``kept`` (episode index or ``None``), ``kept_barrier`` (eV), ``force_calls``
-    and the update's ``stats``. ``log`` (optional) is called with each cycle's record.
+    threshold annealed. Returns per cycle: ``cycle``, ``threshold`` (eV), :func:`summarize_cycle`'s fields and the
+    update's ``stats``. ``log`` (optional) is called with each cycle's record.
     """
     from aiida_rlpath.rl.algos.ppo import PPOSettings, Step, ppo_update
 
@@ -609,10 +625,9 @@ def train(env: OxidationEnv, policy, training: TrainingSettings, seed: int, log=
         seeds = cycle_seeds(seed, cycle, training.episodes_per_cycle)
         env.threshold = threshold
         results = [run_episode(env, episode_seed, policy) for episode_seed in seeds['episodes']]
-        successes = [r['effective_barrier'] for r in results if r['outcome'] == 'success']
-        kept = select_event(results)
-        if kept is not None:
-            env.evolve(results[kept]['structure'], seeds['event'], training.insert_height)
+        summary = summarize_cycle(results)
+        if summary['kept'] is not None:
+            env.evolve(results[summary['kept']]['structure'], seeds['event'], training.insert_height)
         stats = None
         if training.mode == 'train':
             batch = [
@@ -623,16 +638,7 @@ def train(env: OxidationEnv, policy, training: TrainingSettings, seed: int, log=
                 for r in results
             ]
             stats = ppo_update(policy, batch, seeds['update'], settings)
-        record = {
-            'cycle': cycle,
-            'threshold': threshold,
-            'success_rate': len(successes) / len(results),
-            'mean_effective_barrier': float(np.mean(successes)) if successes else None,
-            'kept': kept,
-            'kept_barrier': results[kept]['effective_barrier'] if kept is not None else None,
-            'force_calls': sum(r['force_calls'] for r in results),
-            'stats': stats,
-        }
+        record = {'cycle': cycle, 'threshold': threshold, **summary, 'stats': stats}
         cycles.append(record)
         if log is not None:
             log(record)

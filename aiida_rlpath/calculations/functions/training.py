@@ -13,7 +13,7 @@ from aiida import orm
 from aiida.engine import calcfunction
 
 from aiida_rlpath.calculations.functions.realize import json_safe, load_policy, trajectory_atoms
-from aiida_rlpath.envs.oxidation import TrainingSettings, canonical, evolve_environment, film_top, select_event
+from aiida_rlpath.envs.oxidation import TrainingSettings, canonical, evolve_environment, film_top, summarize_cycle
 from aiida_rlpath.physics.bonds import bonded_neighbours, o2_bond
 
 __all__ = ('cycle_metrics', 'episode_key', 'oxidation_event', 'ppo_update')
@@ -38,27 +38,20 @@ def cycle_metrics(threshold: orm.Float, **episodes: orm.Dict) -> orm.Dict:
     ``kept``: index of the success with the lowest effective barrier (``None``: no event this cycle).
     """
     summaries = _summaries(episodes)
-    successes = [s['effective_barrier'] for s in summaries if s['outcome'] == 'success']
     barriers = [step['barrier'] for s in summaries for step in s['steps'] if step['barrier'] is not None]
     outcomes: dict[str, int] = {}
     for summary in summaries:
         outcomes[summary['outcome']] = outcomes.get(summary['outcome'], 0) + 1
-    kept = select_event(summaries)
     return orm.Dict(
         json_safe(
             {
                 'threshold': threshold.value,
                 'episodes': len(summaries),
                 'steps': sum(len(s['steps']) for s in summaries),
-                'successes': len(successes),
-                'success_rate': len(successes) / len(summaries) if summaries else 0.0,
-                'mean_effective_barrier': float(np.mean(successes)) if successes else None,
+                **summarize_cycle(summaries),
                 'mean_return': float(np.mean([s['return'] for s in summaries])) if summaries else None,
                 'barriers': barriers,
                 'outcomes': outcomes,
-                'force_calls': sum(s['force_calls'] for s in summaries),
-                'kept': kept,
-                'kept_barrier': summaries[kept]['effective_barrier'] if kept is not None else None,
             }
         )
     )
