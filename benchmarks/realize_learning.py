@@ -26,13 +26,12 @@ import json
 import time
 
 import numpy as np
-import torch
 
 from aiida_rlpath.envs.oxidation import OxidationEnv, OxidationSettings, RewardWeights, TrainingSettings, run_episode
 from aiida_rlpath.envs.oxidation import train as train_cycles
-from aiida_rlpath.rl.models import build_policy
+from aiida_rlpath.rl.models import build_policy, init_policy
 from aiida_rlpath.systems.si_oxide import build_oxidation_start
-from aiida_rlpath.workflows.protocols import get_protocol
+from aiida_rlpath.workflows.protocols import get_protocol, protocol_overrides
 
 
 def _mean(values):
@@ -73,14 +72,10 @@ def main():
     parser.add_argument('--model', choices=['multipole', 'sevennet'])
     args = parser.parse_args()
 
-    overrides: dict = {'system': {}, 'settings': {}, 'training': {}, 'policy': {}}
-    for key, (section, name) in {
-        'size': ('system', 'size'), 'oxide_thickness': ('system', 'oxide_thickness'),
-        'insert_height': ('system', 'insert_height'), 'max_steps': ('settings', 'max_steps'),
-        'cycles': ('training', 'cycles'), 'episodes': ('training', 'episodes_per_cycle'), 'model': ('policy', 'name'),
-    }.items():  # fmt: skip
-        if getattr(args, key) is not None:
-            overrides[section][name] = getattr(args, key)
+    overrides = protocol_overrides(
+        size=args.size, oxide_thickness=args.oxide_thickness, insert_height=args.insert_height,
+        max_steps=args.max_steps, cycles=args.cycles, episodes=args.episodes, model=args.model,
+    )  # fmt: skip
     preset = get_protocol('realize', args.protocol, overrides)
     system = {'seed': args.seed, **preset['system']}
     settings = OxidationSettings(**preset['settings'])
@@ -94,9 +89,7 @@ def main():
     build_s = time.perf_counter() - clock
     print(f'start: {len(atoms)} atoms ({build_s:.0f} s)', flush=True)
 
-    with torch.random.fork_rng():
-        torch.manual_seed(args.seed)
-        policy = build_policy({**preset['policy'], 'd_max': settings.d_max})
+    policy = init_policy(preset['policy'], settings.d_max, args.seed)
     untrained = build_policy(policy.architecture, {k: v.clone() for k, v in policy.state_dict().items()})
 
     clock = time.perf_counter()

@@ -13,7 +13,15 @@ from aiida_rlpath.rl.models.baseline import ContextFreePolicy, PolicyOutput
 from aiida_rlpath.rl.models.equivariant import MultipolePolicy
 from aiida_rlpath.rl.models.sevennet import SevenNetPolicy
 
-__all__ = ('MODELS', 'ContextFreePolicy', 'MultipolePolicy', 'PolicyOutput', 'SevenNetPolicy', 'build_policy')
+__all__ = (
+    'MODELS',
+    'ContextFreePolicy',
+    'MultipolePolicy',
+    'PolicyOutput',
+    'SevenNetPolicy',
+    'build_policy',
+    'init_policy',
+)
 
 #: Policy classes by ``architecture['name']``.
 MODELS: dict[str, type] = {model.name: model for model in (ContextFreePolicy, MultipolePolicy, SevenNetPolicy)}
@@ -29,3 +37,13 @@ def build_policy(architecture: dict[str, t.Any], state_dict: dict | None = None)
     if state_dict is not None:
         policy.load_state_dict(state_dict)
     return policy
+
+
+def init_policy(model: dict[str, t.Any], d_max: float, seed: int):
+    """A fresh policy ``model`` (``name`` and options) for steps of at most ``d_max`` Å, its weights initialised
+    from ``seed`` (torch's global generator is left as it was)."""
+    import torch
+
+    with torch.random.fork_rng():
+        torch.manual_seed(int(seed))
+        return build_policy({**model, 'd_max': d_max})

@@ -8,7 +8,7 @@ import typing as t
 
 import yaml
 
-__all__ = ('get_protocol', 'list_protocols', 'recursive_merge')
+__all__ = ('OVERRIDE_KEYS', 'get_protocol', 'list_protocols', 'protocol_overrides', 'recursive_merge')
 
 HERE = pathlib.Path(__file__).parent
 
@@ -46,3 +46,28 @@ def get_protocol(family: str, name: str | None = None, overrides: dict | None = 
     protocol.pop('description', None)
     protocol['name'] = name
     return protocol
+
+
+#: Where each command-line style option of a REALIZE protocol goes: (section, key).
+OVERRIDE_KEYS = {
+    'cycles': ('training', 'cycles'),
+    'episodes': ('training', 'episodes_per_cycle'),
+    'max_steps': ('settings', 'max_steps'),
+    'size': ('system', 'size'),
+    'oxide_thickness': ('system', 'oxide_thickness'),
+    'insert_height': ('system', 'insert_height'),
+    'model': ('policy', 'name'),
+    'mode': ('training', 'mode'),
+}
+
+
+def protocol_overrides(**options) -> dict:
+    """REALIZE protocol overrides from flat options (``cycles``, ``episodes``, ``max_steps``, ``size``,
+    ``oxide_thickness`` and ``insert_height`` in Å, ``model``: the policy model, ``mode``: train or evaluate);
+    ``None`` is left out."""
+    overrides: dict = {}
+    for name, value in options.items():
+        if value is not None:
+            section, key = OVERRIDE_KEYS[name]
+            overrides.setdefault(section, {})[key] = value
+    return overrides

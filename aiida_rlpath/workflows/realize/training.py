@@ -24,6 +24,7 @@ from aiida_rlpath.envs.oxidation import (
     anneal_threshold,
     cycle_seeds,
 )
+from aiida_rlpath.workflows.protocols import protocol_overrides
 from aiida_rlpath.workflows.realize.episode import (
     RealizeEpisodeWorkChain,
     _validate_inputs,
@@ -34,39 +35,13 @@ from aiida_rlpath.workflows.utils import call_once
 
 __all__ = ('RealizeTrainingWorkChain', 'initial_policy', 'protocol_overrides')
 
-#: Where each command-line style option goes in a protocol: (section, key).
-OVERRIDE_KEYS = {
-    'cycles': ('training', 'cycles'),
-    'episodes': ('training', 'episodes_per_cycle'),
-    'max_steps': ('settings', 'max_steps'),
-    'size': ('system', 'size'),
-    'oxide_thickness': ('system', 'oxide_thickness'),
-    'model': ('policy', 'name'),
-    'mode': ('training', 'mode'),
-}
-
-
-def protocol_overrides(**options) -> dict:
-    """Protocol overrides from flat options (``cycles``, ``episodes``, ``max_steps``, ``size``,
-    ``oxide_thickness`` in Å, ``model``: the policy model, ``mode``: train or evaluate); ``None`` is left out."""
-    overrides: dict = {}
-    for name, value in options.items():
-        if value is not None:
-            section, key = OVERRIDE_KEYS[name]
-            overrides.setdefault(section, {})[key] = value
-    return overrides
-
 
 def initial_policy(model: dict, d_max: float, seed: int) -> PolicyCheckpointData:
     """A fresh checkpoint of the policy ``model`` (``name`` and options of :mod:`aiida_rlpath.rl.models`) for
     steps of at most ``d_max`` Å, its weights initialised from ``seed``; an identical checkpoint is reused."""
-    import torch
+    from aiida_rlpath.rl.models import init_policy
 
-    from aiida_rlpath.rl.models import build_policy
-
-    with torch.random.fork_rng():
-        torch.manual_seed(int(seed))
-        network = build_policy({**model, 'd_max': d_max})
+    network = init_policy(model, d_max, seed)
     return PolicyCheckpointData.get_or_create(network.state_dict(), network.architecture)[0]
 
 
