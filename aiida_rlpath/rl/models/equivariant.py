@@ -55,6 +55,11 @@ def _mlp(inputs: int, hidden: int, outputs: int) -> torch.nn.Sequential:
     )
 
 
+def _invariants(moments: t.Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Rotation invariants of per-degree moments: the l = 0 values, then each channel's norm for l > 0."""
+    return [moments[0][:, 0]] + [m.norm(dim=1) for m in moments[1:]]
+
+
 def _sh(lmax: int, vectors: torch.Tensor) -> torch.Tensor:
     return o3.spherical_harmonics(list(range(lmax + 1)), vectors, normalize=True, normalization='component')
 
@@ -151,7 +156,7 @@ class MultipolePolicy(torch.nn.Module):
         extra = self.backbone(vectors, numbers, bond, moments)
         if extra is not None:
             moments = [torch.cat([own, more]) for own, more in zip(moments, extra['moments'], strict=True)]
-        invariants = [moments[0][:, 0]] + [m.norm(dim=1) for m in moments[1:]]
+        invariants = _invariants(moments)
         length = bond.norm()
         h = self.trunk(torch.cat([*invariants, length[None], torch.ones(1, dtype=torch.float64)]))
         critic = h if extra is None else extra['critic']

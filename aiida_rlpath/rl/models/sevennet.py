@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from e3nn import o3
 
-from aiida_rlpath.rl.models.equivariant import MultipolePolicy, _mlp
+from aiida_rlpath.rl.models.equivariant import MultipolePolicy, _invariants, _mlp
 
 __all__ = ('SevenNetPolicy', 'pretrained_backbone')
 
@@ -179,8 +179,7 @@ class SevenNetPolicy(MultipolePolicy):
             pretrained = self._run(self._critic_blocks, data)
         c = self.backbone_channels
         moments = [tuned[:c, None], tuned[c : 4 * c].reshape(c, 3), tuned[4 * c :].reshape(c, 5)]
-        invariants = [multipoles[0][:, 0]] + [m.norm(dim=1) for m in multipoles[1:]]
-        critic = torch.cat([self.critic_scalars(pretrained[:128]), *invariants, bond.norm()[None]])
+        critic = torch.cat([self.critic_scalars(pretrained[:128]), *_invariants(multipoles), bond.norm()[None]])
         return {'moments': moments, 'critic': critic}
 
 
