@@ -56,3 +56,17 @@ def test_gae_by_hand():
     last = 2.0 - 1.0  # terminal: nothing after
     first = (1.0 + 0.9 * 1.0 - 0.5) + 0.9 * 0.8 * last
     assert advantage == pytest.approx([first, last]) and returns == pytest.approx([first + 0.5, last + 1.0])
+
+
+def test_target_kl_is_a_trust_region_even_for_an_overshooting_first_step():
+    """A full-batch Adam step at a large rate overshoots the target KL; the step is shortened to within it."""
+    policy = ContextFreePolicy()
+    episodes = _bandit(policy, seed=100)
+    free = build_policy(policy.architecture, policy.state_dict())
+    loose = ppo_update(free, episodes, seed=5, settings=PPOSettings(learning_rate=1.0, epochs=1))
+    assert loose['approx_kl'] > 0.5  # unguarded, one step leaves the trust region far behind
+    stats = ppo_update(policy, episodes, seed=5, settings=PPOSettings(learning_rate=1.0, epochs=4, target_kl=0.02))
+    assert stats['backtracks'] >= 1 and 0 < stats['approx_kl'] <= 0.02
+    assert stats['epochs'] >= 1 and policy.mean[2] > 0  # shortened, not undone: still towards the reward
+    with pytest.raises(ValueError, match='max_backtracks'):
+        PPOSettings(max_backtracks=-1)

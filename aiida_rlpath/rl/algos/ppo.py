@@ -30,8 +30,10 @@ class PPOSettings:
         the equivariant policies: ``direction``, ``magnitude``, ``axis``; unnamed heads get 0);
         ``value``: weight of the critic's squared error.
     :param max_grad_norm: gradient-norm clip.
-    :param target_kl: stop the epochs early once the approximate KL divergence from the behaviour policy exceeds
-        this (nats; ``None``: never).
+    :param target_kl: trust region, nats (``None``: none). The epochs stop once the approximate KL divergence
+        from the behaviour policy exceeds it, and the step that crossed it is shortened (halved up to
+        ``max_backtracks`` times, else undone) until the KL is back within it: one full-batch Adam step can
+        otherwise overshoot by orders of magnitude (measured: 6.4 nats with the SevenNet policy's first step).
     """
 
     learning_rate: float = 0.05
@@ -43,6 +45,7 @@ class PPOSettings:
     value: float = 0.5
     max_grad_norm: float = 1.0
     target_kl: float | None = None
+    max_backtracks: int = 10
 
     def __post_init__(self):
         if self.learning_rate <= 0 or self.epochs < 1 or not (0 < self.clip < 1):
@@ -51,6 +54,8 @@ class PPOSettings:
             raise ValueError('gamma must be in (0, 1] and lam in [0, 1]')
         if self.target_kl is not None and self.target_kl <= 0:
             raise ValueError('target_kl must be positive (or None)')
+        if self.max_backtracks < 0:
+            raise ValueError('max_backtracks must be >= 0')
 
     def entropy_weight(self, head: str) -> float:
         """The entropy-bonus weight of ``head``."""
@@ -120,6 +125,23 @@ def _parameter_groups(policy, learning_rate: float):
     return [{'params': [p for p in policy.parameters() if p.requires_grad], 'lr': learning_rate}]
 
 
+def _backtrack(policy, params, previous, states, samples, old, target_kl: float, tries: int) -> tuple[int, float]:
+    """Shorten the last step (``previous`` → current ``params``) by halves until the approximate KL from the
+    behaviour policy is within ``target_kl`` (nats); undo it if ``tries`` halvings are not enough. Returns the
+    halvings made and the KL reached."""
+    kl = float('inf')
+    with torch.no_grad():
+        for halvings in range(1, tries + 1):
+            for param, before in zip(params, previous, strict=True):
+                param.copy_(before + 0.5 * (param - before))
+            kl = _k3(sum(_evaluate(policy, states, samples)[0].values()), old)
+            if kl <= target_kl:
+                return halvings, kl
+        for param, before in zip(params, previous, strict=True):
+            param.copy_(before)
+    return tries + 1, _k3(sum(_evaluate(policy, states, samples)[0].values()).detach(), old)
+
+
 def _k3(new: torch.Tensor, old: torch.Tensor) -> float:
     """The k3 estimator of KL(old ‖ new) from log-probabilities of samples drawn from old (never negative)."""
     ratio = torch.exp(new - old)
@@ -151,17 +173,25 @@ def ppo_update(policy: torch.nn.Module, episodes: t.Sequence[t.Sequence[Step]], 
     else:
         advantage = torch.tensor(advantages(episodes, settings.gamma), dtype=torch.float64)
     optimiser = torch.optim.Adam(_parameter_groups(policy, settings.learning_rate))
-    epochs, behaviour, entropy_before = 0, None, None
-    for _ in range(settings.epochs):
+    params = [p for p in policy.parameters() if p.requires_grad]
+    epochs, behaviour, entropy_before, previous = 0, None, None, None
+    stats['backtracks'] = 0
+    for _ in range(settings.epochs + 1):  # the last pass only checks the last step's KL
         head_logp, head_entropy, values = _evaluate(policy, states, samples)
         if behaviour is None:  # the policy before the update: per-head reference for the diagnostics
             behaviour = {head: logp.detach() for head, logp in head_logp.items()}
             entropy_before = {head: float(entropy.detach().mean()) for head, entropy in head_entropy.items()}
         logp = sum(head_logp.values())
-        ratio = torch.exp(logp - old)
-        if settings.target_kl is not None and _k3(logp.detach(), old) > settings.target_kl:
+        if settings.target_kl is not None and previous is not None and _k3(logp.detach(), old) > settings.target_kl:
+            stats['backtracks'], _ = _backtrack(
+                policy, params, previous, states, samples, old, settings.target_kl, settings.max_backtracks
+            )
+            epochs -= stats['backtracks'] > settings.max_backtracks  # the step was undone
+            break
+        if epochs == settings.epochs:
             break
         epochs += 1
+        ratio = torch.exp(logp - old)
         surrogate = torch.min(ratio * advantage, ratio.clamp(1 - settings.clip, 1 + settings.clip) * advantage)
         policy_loss = -surrogate.mean()
         bonus = sum(settings.entropy_weight(head) * entropy.mean() for head, entropy in head_entropy.items())
@@ -172,7 +202,8 @@ def ppo_update(policy: torch.nn.Module, episodes: t.Sequence[t.Sequence[Step]], 
             loss = loss + settings.value * value_loss
         optimiser.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in policy.parameters() if p.requires_grad], settings.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
+        previous = [p.detach().clone() for p in params]
         optimiser.step()
     with torch.no_grad():
         head_logp, head_entropy, values = _evaluate(policy, states, samples)
