@@ -1,7 +1,8 @@
 """The two REALIZE encoders side by side: the from-scratch multipole encoder and the SevenNet-0 backbone.
 
 On O2 states in the `fast` protocol's kind of environment (bare or oxidised Si(001), ``--size``), for each model:
-time per action (first call, then the mean over states), time of one PPO update on a fixed batch, and how much
+time per action (first call, then the mean over states), time of one PPO update (the `fast` protocol's PPO
+settings) on a fixed batch, and how much
 that update raises the probability of the rewarded direction (one-step episodes rewarded for moving down, towards
 the film: a learnable signal every encoder sees through its dipole channels). Seeds fixed; one run, both models.
 Prints one line per model and, last, one JSON object with the ratios sevennet / multipole.
@@ -21,6 +22,7 @@ import torch
 from aiida_rlpath.rl.algos.ppo import PPOSettings, Step, ppo_update
 from aiida_rlpath.rl.models import MultipolePolicy, SevenNetPolicy
 from aiida_rlpath.systems.si_oxide import build_si_slab, insert_o2
+from aiida_rlpath.workflows.protocols import get_protocol
 
 
 def measure(model, states, batch_size: int, seed: int) -> dict:
@@ -51,7 +53,7 @@ def measure(model, states, batch_size: int, seed: int) -> dict:
         batch.append([Step(state, out.sample.tolist(), out.logp, -float(out.sample[2]), out.value)])
     before = down_probability()
     clock = time.perf_counter()
-    stats = ppo_update(policy, batch, 0, PPOSettings(learning_rate=0.003, epochs=8, target_kl=0.05))
+    stats = ppo_update(policy, batch, 0, PPOSettings(**get_protocol('realize', 'fast')['training']['ppo']))
     update_s = time.perf_counter() - clock
     after = down_probability()
     return {

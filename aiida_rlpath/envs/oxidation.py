@@ -39,6 +39,7 @@ __all__ = (
     'conclude',
     'cycle_seeds',
     'episode_seeds',
+    'evaluate_policy',
     'evolve_environment',
     'film_top',
     'fixed_indices',
@@ -644,3 +645,26 @@ def train(env: OxidationEnv, policy, training: TrainingSettings, seed: int, log=
             log(record)
         threshold = anneal_threshold(threshold, training)
     return cycles
+
+
+def evaluate_policy(env: OxidationEnv, seeds: t.Sequence[int], policy=None, log=None) -> dict[str, t.Any]:
+    """Run one episode of ``env`` per seed with ``policy`` (``None``: the seeded isotropic random policy), each
+    from the environment's current structure. Returns ``success_rate``, ``mean_barrier_eV`` (mean effective
+    barrier of the successful episodes, eV; ``None`` without), ``force_calls``, ``force_calls_per_success``
+    (``None`` without a success) and per episode ``outcomes``. ``log`` (optional) is called with each seed and
+    its episode's result."""
+    results = []
+    for seed in seeds:
+        result = run_episode(env, int(seed), policy)
+        results.append(result)
+        if log is not None:
+            log(seed, result)
+    barriers = [r['effective_barrier'] for r in results if r['outcome'] == 'success']
+    calls = sum(r['force_calls'] for r in results)
+    return {
+        'success_rate': len(barriers) / len(results) if results else 0.0,
+        'mean_barrier_eV': float(np.mean(barriers)) if barriers else None,
+        'force_calls': calls,
+        'force_calls_per_success': calls / len(barriers) if barriers else None,
+        'outcomes': [r['outcome'] for r in results],
+    }

@@ -205,11 +205,17 @@ def build_oxidized_slab(
         centres: list[np.ndarray] = []
         top = float(atoms.positions[:, 2].max())  # one arrival height for the whole batch
         for _ in range(batch):
-            atoms, agent = insert_o2(
-                atoms, int(rng.integers(2**31)), height=settings.arrival_height, avoid=centres, top=top
-            )
+            try:
+                atoms, agent = insert_o2(
+                    atoms, int(rng.integers(2**31)), height=settings.arrival_height, avoid=centres, top=top
+                )
+            except RuntimeError:
+                if not centres:
+                    raise
+                break  # a small cell holds fewer molecules 5 Å apart than o2_per_round: deposit those that fit
             centres.append(atoms.positions[agent].mean(axis=0)[:2])
             new_oxygens.extend(agent)
+        batch = len(centres)
         kick = {index: np.array([0.0, 0.0, -speed]) for index in new_oxygens}
         md = lammps_md(
             atoms, pes, settings.temperature, settings.round_steps, int(rng.integers(2**31)), settings.timestep,

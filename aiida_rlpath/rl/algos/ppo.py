@@ -194,6 +194,7 @@ def ppo_update(policy: torch.nn.Module, episodes: t.Sequence[t.Sequence[Step]], 
         ratio = torch.exp(logp - old)
         surrogate = torch.min(ratio * advantage, ratio.clamp(1 - settings.clip, 1 + settings.clip) * advantage)
         policy_loss = -surrogate.mean()
+        stats.setdefault('policy_loss_before', float(policy_loss.detach()))
         bonus = sum(settings.entropy_weight(head) * entropy.mean() for head, entropy in head_entropy.items())
         loss = policy_loss - bonus
         if critic and values is not None:
@@ -211,9 +212,10 @@ def ppo_update(policy: torch.nn.Module, episodes: t.Sequence[t.Sequence[Step]], 
         ratio = torch.exp(logp - old)
         if critic and values is not None:
             stats['value_loss'] = float(0.5 * ((values - targets) ** 2).mean())
+        surrogate = torch.min(ratio * advantage, ratio.clamp(1 - settings.clip, 1 + settings.clip) * advantage)
         stats.update(
             loss=float(loss) if epochs else None,
-            policy_loss=float(policy_loss) if epochs else None,
+            policy_loss=float(-surrogate.mean()),  # of the updated policy; below policy_loss_before if it improved
             approx_kl=_k3(logp, old),
             clip_fraction=float(((ratio - 1).abs() > settings.clip).double().mean()),
             entropy=float(sum(head_entropy.values()).mean()),

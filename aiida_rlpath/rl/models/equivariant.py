@@ -34,6 +34,18 @@ from aiida_rlpath.rl.models.baseline import SAMPLE_DECIMALS, PolicyOutput
 __all__ = ('MultipolePolicy', 'fibonacci_sphere')
 
 SPECIES = {'Si': 0, 'O': 1, 'H': 2}
+#: Scale of the direction and axis output layers at initialisation, relative to PyTorch's default: the untrained
+#: policy is then close to the isotropic random one (at full scale the environment's large moments made it pick
+#: one hemisphere: 12 % of SevenNet's first draws pointed down into the film).
+ACTOR_INIT_SCALE = 0.01
+
+
+def _squash(moment: torch.Tensor) -> torch.Tensor:
+    """Each channel's moment (channels × (2l+1)) scaled by the invariant 1/sqrt(1 + |A|²): below 1 in norm, its
+    orientation kept (equivariant). The heads then see moments of one scale whichever encoder made them (SevenNet's
+    projected features reach norms of 8 where the multipoles stay under 0.3; unsquashed, the axis head fitted
+    noise in the large ones and used up the PPO trust region)."""
+    return moment / torch.sqrt(1 + (moment**2).sum(dim=-1, keepdim=True))
 
 
 def fibonacci_sphere(count: int) -> torch.Tensor:
@@ -99,6 +111,10 @@ class MultipolePolicy(torch.nn.Module):
         self.direction_weights = torch.nn.Linear(hidden, total * (lmax + 1) + 1).double()
         self.magnitude_head = _mlp(hidden + total, hidden, 2)
         self.axis_weights = torch.nn.Linear(hidden + total, total * (lmax // 2 + 1) + 2).double()
+        with torch.no_grad():  # actor outputs start small (CleanRL's 0.01-gain policy layer): near-isotropic at first
+            for layer in (self.direction_weights, self.axis_weights):
+                layer.weight.mul_(ACTOR_INIT_SCALE)
+                layer.bias.mul_(ACTOR_INIT_SCALE)
         self.critic = _mlp(int(critic_inputs) or hidden, hidden, 1)  # reads code['critic'] (here: h)
 
     @property
@@ -156,6 +172,7 @@ class MultipolePolicy(torch.nn.Module):
         extra = self.backbone(vectors, numbers, bond, moments)
         if extra is not None:
             moments = [torch.cat([own, more]) for own, more in zip(moments, extra['moments'], strict=True)]
+        moments = [_squash(moment) for moment in moments]
         invariants = _invariants(moments)
         length = bond.norm()
         h = self.trunk(torch.cat([*invariants, length[None], torch.ones(1, dtype=torch.float64)]))
