@@ -125,21 +125,19 @@ def _parameter_groups(policy, learning_rate: float):
     return [{'params': [p for p in policy.parameters() if p.requires_grad], 'lr': learning_rate}]
 
 
-def _backtrack(policy, params, previous, states, samples, old, target_kl: float, tries: int) -> tuple[int, float]:
+def _backtrack(policy, params, previous, states, samples, old, target_kl: float, tries: int) -> int:
     """Shorten the last step (``previous`` → current ``params``) by halves until the approximate KL from the
     behaviour policy is within ``target_kl`` (nats); undo it if ``tries`` halvings are not enough. Returns the
-    halvings made and the KL reached."""
-    kl = float('inf')
+    halvings made (``tries + 1``: undone)."""
     with torch.no_grad():
         for halvings in range(1, tries + 1):
             for param, before in zip(params, previous, strict=True):
                 param.copy_(before + 0.5 * (param - before))
-            kl = _k3(sum(_evaluate(policy, states, samples)[0].values()), old)
-            if kl <= target_kl:
-                return halvings, kl
+            if _k3(sum(_evaluate(policy, states, samples)[0].values()), old) <= target_kl:
+                return halvings
         for param, before in zip(params, previous, strict=True):
             param.copy_(before)
-    return tries + 1, _k3(sum(_evaluate(policy, states, samples)[0].values()).detach(), old)
+    return tries + 1
 
 
 def _k3(new: torch.Tensor, old: torch.Tensor) -> float:
@@ -183,7 +181,7 @@ def ppo_update(policy: torch.nn.Module, episodes: t.Sequence[t.Sequence[Step]], 
             entropy_before = {head: float(entropy.detach().mean()) for head, entropy in head_entropy.items()}
         logp = sum(head_logp.values())
         if settings.target_kl is not None and previous is not None and _k3(logp.detach(), old) > settings.target_kl:
-            stats['backtracks'], _ = _backtrack(
+            stats['backtracks'] = _backtrack(
                 policy, params, previous, states, samples, old, settings.target_kl, settings.max_backtracks
             )
             epochs -= stats['backtracks'] > settings.max_backtracks  # the step was undone
