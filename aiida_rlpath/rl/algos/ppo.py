@@ -140,6 +140,11 @@ def _backtrack(policy, params, previous, states, samples, old, target_kl: float,
     return tries + 1
 
 
+def _clipped_loss(ratio: torch.Tensor, advantage: torch.Tensor, clip: float) -> torch.Tensor:
+    """PPO's clipped surrogate objective, negated (a loss), from probability ratios and advantages."""
+    return -torch.min(ratio * advantage, ratio.clamp(1 - clip, 1 + clip) * advantage).mean()
+
+
 def _k3(new: torch.Tensor, old: torch.Tensor) -> float:
     """The k3 estimator of KL(old ‖ new) from log-probabilities of samples drawn from old (never negative)."""
     ratio = torch.exp(new - old)
@@ -174,13 +179,15 @@ def ppo_update(policy: torch.nn.Module, episodes: t.Sequence[t.Sequence[Step]], 
     params = [p for p in policy.parameters() if p.requires_grad]
     epochs, behaviour, entropy_before, previous = 0, None, None, None
     stats['backtracks'] = 0
-    for _ in range(settings.epochs + 1):  # the last pass only checks the last step's KL
-        head_logp, head_entropy, values = _evaluate(policy, states, samples)
+    checks = settings.target_kl is not None
+    for _ in range(settings.epochs + checks):  # with a target KL, a last pass only checks the last step's KL
+        with torch.set_grad_enabled(epochs < settings.epochs):
+            head_logp, head_entropy, values = _evaluate(policy, states, samples)
         if behaviour is None:  # the policy before the update: per-head reference for the diagnostics
             behaviour = {head: logp.detach() for head, logp in head_logp.items()}
             entropy_before = {head: float(entropy.detach().mean()) for head, entropy in head_entropy.items()}
         logp = sum(head_logp.values())
-        if settings.target_kl is not None and previous is not None and _k3(logp.detach(), old) > settings.target_kl:
+        if checks and previous is not None and _k3(logp.detach(), old) > settings.target_kl:
             stats['backtracks'] = _backtrack(
                 policy, params, previous, states, samples, old, settings.target_kl, settings.max_backtracks
             )
@@ -189,9 +196,7 @@ def ppo_update(policy: torch.nn.Module, episodes: t.Sequence[t.Sequence[Step]], 
         if epochs == settings.epochs:
             break
         epochs += 1
-        ratio = torch.exp(logp - old)
-        surrogate = torch.min(ratio * advantage, ratio.clamp(1 - settings.clip, 1 + settings.clip) * advantage)
-        policy_loss = -surrogate.mean()
+        policy_loss = _clipped_loss(torch.exp(logp - old), advantage, settings.clip)
         stats.setdefault('policy_loss_before', float(policy_loss.detach()))
         bonus = sum(settings.entropy_weight(head) * entropy.mean() for head, entropy in head_entropy.items())
         loss = policy_loss - bonus
@@ -210,10 +215,10 @@ def ppo_update(policy: torch.nn.Module, episodes: t.Sequence[t.Sequence[Step]], 
         ratio = torch.exp(logp - old)
         if critic and values is not None:
             stats['value_loss'] = float(0.5 * ((values - targets) ** 2).mean())
-        surrogate = torch.min(ratio * advantage, ratio.clamp(1 - settings.clip, 1 + settings.clip) * advantage)
         stats.update(
             loss=float(loss) if epochs else None,
-            policy_loss=float(-surrogate.mean()),  # of the updated policy; below policy_loss_before if it improved
+            # of the updated policy; below policy_loss_before if it improved
+            policy_loss=float(_clipped_loss(ratio, advantage, settings.clip)),
             approx_kl=_k3(logp, old),
             clip_fraction=float(((ratio - 1).abs() > settings.clip).double().mean()),
             entropy=float(sum(head_entropy.values()).mean()),
