@@ -7,16 +7,35 @@ Energies in ε, lengths in σ. The four lowest minima are -12.535 (hexagon with 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 from scipy.optimize import minimize
 
 from aiida_rlpath.physics.pes import lj2d_energy_forces
 
-__all__ = ('LJ7Minimum', 'collective_variables', 'coordination_numbers', 'find_minima', 'hexagon', 'relax_2d')
+__all__ = (
+    'STATE_CVS',
+    'LJ7Minimum',
+    'collective_variables',
+    'coordination_numbers',
+    'find_minima',
+    'hexagon',
+    'minimum_positions',
+    'relax_2d',
+)
 
 N_ATOMS = 7
 R0, N_SWITCH, M_SWITCH = 1.5, 8, 16
+
+#: (μ2, μ3) of the four lowest minima C0…C3 (energies −12.535, −11.501, −11.477, −11.403 ε), from
+#: ``find_minima(seed=0)``; the metastable states of the Langevin sampler are balls around them.
+STATE_CVS = {
+    'C0': (0.74719, 1.31838),
+    'C1': (0.95803, 0.29860),
+    'C2': (0.75530, 0.35104),
+    'C3': (0.59175, -0.11604),
+}
 
 
 def hexagon(bond: float = 2 ** (1 / 6)) -> np.ndarray:
@@ -89,3 +108,15 @@ def find_minima(seed: int = 0, trials: int = 300, count: int = 4, tolerance: flo
             continue
         found[energy] = LJ7Minimum(positions, energy, *collective_variables(positions))
     return [found[key] for key in sorted(found)][:count]
+
+
+@functools.lru_cache(maxsize=1)
+def _lowest_minima() -> tuple[LJ7Minimum, ...]:
+    return tuple(find_minima(seed=0, trials=100))
+
+
+def minimum_positions(state: str) -> np.ndarray:
+    """Positions (7×2, σ, centred) of the minimum of state ``state`` (``C0``…``C3``, by increasing energy)."""
+    if state not in STATE_CVS:
+        raise ValueError(f'unknown LJ7 state {state!r}; known: {", ".join(STATE_CVS)}')
+    return _lowest_minima()[list(STATE_CVS).index(state)].positions.copy()
