@@ -73,7 +73,7 @@ def lj2d_forces(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def com_restraint(k: float) -> ForceField:
-    """Harmonic restraint k/2·R² on the centre of mass R (k in ε/σ²): keeps a free cluster near the origin, no internal force."""
+    """Harmonic restraint k/2·R² on the centre of mass R (k in ε/σ²): keeps a free cluster near the origin."""
 
     def restraint(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         com = x.mean(1)

@@ -103,12 +103,13 @@ def td_update(
     ratio_cap: float,
     sweep: int = 20,
 ) -> float:
-    """``epochs`` full-batch TD steps on ``data``; returns the final mean absolute relative TD error, mean(abs(1 − target/V(x))).
+    """``epochs`` full-batch TD steps on ``data``; returns the final mean absolute relative TD error.
 
     For a transition x → y with path weight ρ the Bellman target is ρ·V(y) (1 if y is in B, 0 if y is back in A).
     Every ``sweep`` steps the targets are recomputed with the current network V₀ (a target network); in between,
     the steps minimise the relative squared error (V(x)/V₀(x) − min(target/V₀(x), ``ratio_cap``))², whose
-    minimiser is the conditional mean of the (capped) target — the Bellman relation — on every scale of V.
+    minimiser is the conditional mean of the (capped) target — the Bellman relation — on every scale of V. The
+    returned error is mean(abs(1 − target/V(x))) at the last recomputation.
     """
     if len(data.end) == 0:
         return float('nan')
