@@ -21,6 +21,7 @@ A force evaluation is one walker-step.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing as t
 
 import numpy as np
@@ -74,10 +75,13 @@ class TransitionProblem:
     def settings(self) -> LangevinSettings:
         return LangevinSettings(beta=self.beta, dt=self.dt)
 
+    @functools.cached_property
+    def _centres(self) -> torch.Tensor:
+        return torch.tensor([STATE_CVS[self.start], STATE_CVS[self.target]], dtype=torch.float64)
+
     def distances(self, cvs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """CV distances (W,) of walkers' (μ2, μ3) ``cvs`` (W, 2) to the start and the target state centres."""
-        start = torch.tensor(STATE_CVS[self.start], dtype=cvs.dtype)
-        target = torch.tensor(STATE_CVS[self.target], dtype=cvs.dtype)
+        """CV distances (W,) of walkers' (μ2, μ3) ``cvs`` (W, 2, float64) to the start and the target state centres."""
+        start, target = self._centres
         return (cvs - start).norm(dim=1), (cvs - target).norm(dim=1)
 
     def start_positions(self, walkers: int) -> torch.Tensor:
@@ -258,7 +262,7 @@ def shoot(
                 x, path_id, age, log_w, segment_w, cv_prev = (
                     a[keep] for a in (x, path_id, age, log_w, segment_w, cv_prev)
                 )
-    length = max((len(rows) for rows in trace_rows), default=0)
+    length = max((len(trace) for trace in trace_rows), default=0)
     cv_traces = np.full((traces, length, 2), np.nan)
     for p, trace in enumerate(trace_rows):
         if trace:

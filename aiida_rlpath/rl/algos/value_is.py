@@ -149,6 +149,24 @@ def _ensemble_stats(ensemble: PathEnsemble) -> dict:
     }
 
 
+def _shoot_driven(
+    problem: TransitionProblem,
+    starts: np.ndarray,
+    paths: int,
+    settings: SamplerSettings,
+    seed: int,
+    network: CommittorNetwork,
+    traces: int = 0,
+) -> tuple[PathEnsemble, Transitions]:
+    """``shoot`` with the drift of ``network`` and the path settings of ``settings``."""
+    noise = problem.settings.noise
+    return shoot(
+        problem, starts, paths, settings.walkers, seed,
+        bias=lambda x: network.drift(x, noise, settings.max_bias),
+        max_steps=settings.max_steps, stride=settings.stride, traces=traces,
+    )  # fmt: skip
+
+
 def train(
     problem: TransitionProblem,
     starts: np.ndarray,
@@ -165,15 +183,10 @@ def train(
     """
     network = network if network is not None else CommittorNetwork(settings.hidden, seed)
     optimizer = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
-    noise = problem.settings.noise
     seeds = np.random.default_rng([seed, 7]).integers(2**31, size=settings.cycles)
     history = []
     for cycle, cycle_seed in enumerate(seeds):
-        ensemble, data = shoot(
-            problem, starts, settings.paths, settings.walkers, int(cycle_seed),
-            bias=lambda x: network.drift(x, noise, settings.max_bias),
-            max_steps=settings.max_steps, stride=settings.stride,
-        )  # fmt: skip
+        ensemble, data = _shoot_driven(problem, starts, settings.paths, settings, int(cycle_seed), network)
         td_error = td_update(network, optimizer, data, settings.td_epochs, settings.ratio_cap)
         record = {'cycle': cycle, **_ensemble_stats(ensemble), 'td_error': td_error}
         history.append(record)
@@ -198,12 +211,9 @@ def estimate_rate(
     flux_seed, train_seed, production_seed = (int(s) for s in np.random.default_rng([seed, 3]).integers(2**31, size=3))
     flux = brute_force(problem, settings.flux_walkers, settings.flux_steps, flux_seed)
     network, history = train(problem, flux.crossing_positions, settings, train_seed, log=log)
-    noise = problem.settings.noise
-    ensemble, _ = shoot(
-        problem, flux.crossing_positions, settings.production_paths, settings.walkers, production_seed,
-        bias=lambda x: network.drift(x, noise, settings.max_bias),
-        max_steps=settings.max_steps, stride=settings.stride, traces=traces,
-    )  # fmt: skip
+    ensemble, _ = _shoot_driven(
+        problem, flux.crossing_positions, settings.production_paths, settings, production_seed, network, traces
+    )
     production = _ensemble_stats(ensemble)
     probability, probability_err = production['probability'], production['probability_err']
     rate = flux.flux * probability
