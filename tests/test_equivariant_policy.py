@@ -146,3 +146,8 @@ def test_ppo_reports_each_head_and_its_entropy_bonus_acts_on_that_head(state):
     assert PPOSettings(entropy=0.1).entropy_weight('axis') == 0.1
     with pytest.raises(ValueError, match='target_kl'):
         PPOSettings(target_kl=0)
+
+
+def test_sevennet_radius_beyond_the_policy_cutoff_is_refused():
+    with pytest.raises(ValueError, match=r'radius must be within \(0, cutoff\].*cutoff = 5.0 Å, got radius = 6.0 Å'):
+        SevenNetPolicy(cutoff=5.0, radius=6.0)

@@ -60,7 +60,8 @@ def pretrained_backbone(checkpoint: str = '7net-0'):
 class SevenNetPolicy(MultipolePolicy):
     """:class:`MultipolePolicy` whose heads also read SevenNet-0 features of the O2 (see the module docstring).
 
-    :param radius: the cluster cut around the O2 centre for the backbone, Å.
+    :param radius: the cluster cut around the O2 centre for the backbone, Å; at most ``cutoff`` (the neighbours
+        the policy sees), else ``ValueError``.
     :param backbone_channels: moments per degree projected from the backbone.
     :param trainable_layers: how many of the last equivariant interaction blocks fine-tune (0: all frozen).
     :param backbone_lr_scale: their learning rate relative to the heads'.
@@ -89,6 +90,11 @@ class SevenNetPolicy(MultipolePolicy):
     ):
         if lmax != 2:
             raise ValueError('the SevenNet backbone gives features of degree 0, 1 and 2: lmax must be 2')
+        if not 0 < radius <= cutoff:
+            raise ValueError(
+                f'radius must be within (0, cutoff]: the environment holds only the neighbours within cutoff = '
+                f'{cutoff} Å, got radius = {radius} Å'
+            )
         if not 0 <= trainable_layers <= EQUIVARIANT_BLOCKS:
             raise ValueError(f'trainable_layers must be within 0…{EQUIVARIANT_BLOCKS}, got {trainable_layers}')
         with torch.random.fork_rng():  # loading builds (then overwrites) random weights: keep the caller's RNG
