@@ -35,7 +35,7 @@ def state_dict_sha256(state_dict: t.Mapping[str, t.Any]) -> str:
         if isinstance(value, torch.Tensor):
             tensor = value.detach().to('cpu').contiguous()
             digest.update(f'{tensor.dtype}:{tuple(tensor.shape)}'.encode())
-            digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b'')
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b'')
         else:
             digest.update(repr(value).encode())
     return digest.hexdigest()
