@@ -14,10 +14,15 @@ Monte Carlo estimate scales as 1/relative error²):
 
 Prints progress, then as its last line one JSON object with ``rate_rl``, ``rate_rl_err``, ``rate_bf``,
 ``rate_bf_err``, ``force_evals_rl``, ``force_evals_bf``, ``speedup`` (null when brute force saw no event) and
-``agree`` (|rate_rl − rate_bf| within 2 combined standard errors), plus the diagnostics.
+``agree`` (|rate_rl − rate_bf| within 2 combined standard errors), plus the diagnostics, among them
+``speedup_without_training`` (the same ratio counting only the RL flux run and production paths) and
+``rate_rl_upper_cut`` (the RL rate had every path cut at ``--max-steps`` reached the target), and the classical
+baseline on the same flux run: ``rate_shooting`` ± ``rate_shooting_err`` from ``--shooting-paths`` undriven paths
+(transition interface sampling with one interface), ``force_evals_shooting`` and ``speedup_vs_shooting``.
 
-    python benchmarks/langevin_rates.py --beta 6 --from C0 --to C3                      # minutes on 2 cores
-    python benchmarks/langevin_rates.py --beta 9 --from C0 --to C3 --bf-steps 20000     # brute force sees ~0
+    python benchmarks/langevin_rates.py --beta 6 --from C0 --to C3          # ~10 min on one core
+    python benchmarks/langevin_rates.py --beta 8 --from C0 --to C3 --paths 200 --production-paths 500 \
+        --max-steps 80000                                                     # brute force sees a handful
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import time
 import numpy as np
 import torch
 
-from aiida_rlpath.envs.langevin import TransitionProblem, brute_force
+from aiida_rlpath.envs.langevin import TransitionProblem, brute_force, shoot
 from aiida_rlpath.rl.algos.value_is import SamplerSettings, estimate_rate
 
 
@@ -42,11 +47,15 @@ def main():
     parser.add_argument('--dt', type=float, default=0.001, help='τ')
     parser.add_argument('--bf-walkers', type=int, default=500)
     parser.add_argument('--bf-steps', type=int, default=40_000)
-    parser.add_argument('--cycles', type=int, default=6)
-    parser.add_argument('--paths', type=int, default=500, help='training paths per cycle')
-    parser.add_argument('--production-paths', type=int, default=2000)
+    parser.add_argument('--cycles', type=int, default=2, help='training cycles at --beta')
+    parser.add_argument('--warmup-cycles', type=int, default=2, help='training cycles first at --warmup-beta')
+    parser.add_argument('--warmup-beta', type=float, default=5.0, help='1/ε')
+    parser.add_argument('--replay', type=int, default=3, help='cycles of transitions each TD update sees')
+    parser.add_argument('--paths', type=int, default=300, help='training paths per cycle')
+    parser.add_argument('--production-paths', type=int, default=1000)
     parser.add_argument('--td-epochs', type=int, default=500)
-    parser.add_argument('--max-steps', type=int, default=20_000, help='per path (a cut path counts as a failure)')
+    parser.add_argument('--max-steps', type=int, default=30_000, help='per path (a cut path counts as a failure)')
+    parser.add_argument('--shooting-paths', type=int, default=2000, help='undriven flux × shooting baseline (0: skip)')
     parser.add_argument('--threads', type=int, default=1, help='torch threads')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -54,7 +63,8 @@ def main():
     problem = TransitionProblem(beta=args.beta, start=args.start, target=args.target, dt=args.dt)
     settings = SamplerSettings(
         cycles=args.cycles, paths=args.paths, td_epochs=args.td_epochs, production_paths=args.production_paths,
-        max_steps=args.max_steps,
+        max_steps=args.max_steps, warmup_cycles=args.warmup_cycles, warmup_beta=args.warmup_beta,
+        replay=args.replay,
     )  # fmt: skip
     print(f'problem {problem}\nsampler {settings}', flush=True)
 
@@ -62,7 +72,8 @@ def main():
 
     def log(record):
         print(
-            f'cycle {record["cycle"]}: P {record["probability"]:.3e} ± {record["probability_err"]:.1e}, reached '
+            f'cycle {record["cycle"]} (β {record["beta"]}): P {record["probability"]:.3e} ± '
+            f'{record["probability_err"]:.1e}, reached '
             f'{record["reached_fraction"]:.3f}, cut {record["cut_fraction"]:.3f}, ESS '
             f'{record["effective_sample_size"]:.1f}, TD error {record["td_error"]:.3f}, '
             f'{record["force_evals"]} force evals ({time.perf_counter() - clock:.0f} s)',
@@ -80,12 +91,36 @@ def main():
     print(f'brute force: k = {bf.rate:.4e} ± {bf.rate_err:.1e} 1/τ from {bf.events} events in {bf.time:.0f} τ, '
           f'{bf.force_evals} force evals, {bf_s:.0f} s', flush=True)  # fmt: skip
 
+    # the classical baseline on the same flux run: undriven shooting from the same λ_A crossings (transition
+    # interface sampling with one interface); its cost is the flux run plus the shooting paths
+    shooting = None
+    if args.shooting_paths:
+        clock = time.perf_counter()
+        ensemble, _ = shoot(problem, rl['starts'], args.shooting_paths, 200, args.seed + 2, max_steps=args.max_steps)
+        p, p_err = ensemble.probability()
+        relative = np.hypot(rl['flux_err'] / rl['flux'], p_err / p) if p > 0 else np.inf
+        shooting = {
+            'rate': rl['flux'] * p,
+            'rate_err': rl['flux'] * p * relative if p > 0 else None,
+            'reached': int((ensemble.outcome == 1).sum()),
+            'force_evals': rl['force_evals_flux'] + ensemble.force_evals,
+            's': round(time.perf_counter() - clock, 1),
+        }
+        print(f'undriven shooting: k = {shooting["rate"]:.4e} ± {shooting["rate_err"] or float("inf"):.1e} 1/τ '
+              f'({shooting["reached"]} of {args.shooting_paths} paths reached), {shooting["force_evals"]} force '
+              f'evals with the flux run, {shooting["s"]:.0f} s', flush=True)  # fmt: skip
+
     def cost(evals, rate, err):
         return evals * (err / rate) ** 2 if rate > 0 and np.isfinite(err) else None
 
     cost_rl = cost(rl['force_evals'], rl['rate'], rl['rate_err'])
+    # the same, counting only the sampling (flux run and production) and not the one-off training
+    cost_rl_sampling = cost(rl['force_evals_flux'] + rl['force_evals_production'], rl['rate'], rl['rate_err'])
     cost_bf = cost(bf.force_evals, bf.rate, bf.rate_err) if bf.events else None
     combined = np.hypot(rl['rate_err'], bf.rate_err)
+    cost_shooting = (
+        cost(shooting['force_evals'], shooting['rate'], shooting['rate_err'] or np.inf) if shooting else None
+    )
     result = {
         'beta': args.beta,
         'from': args.start,
@@ -98,12 +133,19 @@ def main():
         'force_evals_rl': rl['force_evals'],
         'force_evals_bf': bf.force_evals,
         'speedup': cost_bf / cost_rl if cost_bf and cost_rl else None,
+        'speedup_without_training': cost_bf / cost_rl_sampling if cost_bf and cost_rl_sampling else None,
         'agree': bool(abs(rl['rate'] - bf.rate) <= 2 * combined) if bf.events else None,
         'flux': rl['flux'],
         'probability': rl['probability'],
         'production_effective_sample_size': rl['production']['effective_sample_size'],
         'production_cut_fraction': rl['production']['cut_fraction'],
+        'rate_rl_upper_cut': rl['rate_upper_cut'],
         'force_evals_rl_by_phase': {k: rl[f'force_evals_{k}'] for k in ('flux', 'training', 'production')},
+        'rate_shooting': shooting and shooting['rate'],
+        'rate_shooting_err': shooting and shooting['rate_err'],
+        'force_evals_shooting': shooting and shooting['force_evals'],
+        # RL against the undriven shooting baseline, at equal relative error (training counted)
+        'speedup_vs_shooting': cost_shooting / cost_rl if cost_shooting and cost_rl else None,
         'rl_s': round(rl_s, 1),
         'bf_s': round(bf_s, 1),
     }

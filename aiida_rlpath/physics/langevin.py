@@ -148,21 +148,28 @@ def step(
 @dataclasses.dataclass
 class PathEnsemble:
     """Shooting paths: ``outcome`` per path (1 reached the target, 0 returned to the start state, −1 cut at the
-    step limit), ``log_weight`` (path weights, unbiased over biased), ``steps`` per path and the total
-    ``force_evals`` (walker-steps). ``cvs`` (paths, stored steps, 2) subsampled CV traces (NaN after the end)."""
+    step limit, −2 killed by branching), ``log_weight`` (path weights, unbiased over biased), ``steps`` per path
+    and the total ``force_evals`` (walker-steps). ``cvs`` (paths, stored steps, 2) subsampled CV traces (NaN after
+    the end). When paths branched, each entry is a leaf, ``root`` (leaves,) names the path it grew from and
+    ``roots`` how many paths were started."""
 
     outcome: np.ndarray
     log_weight: np.ndarray
     steps: np.ndarray
     force_evals: int
     cvs: np.ndarray | None = None
+    root: np.ndarray | None = None
+    roots: int | None = None
 
     @property
     def weights(self) -> np.ndarray:
         return np.exp(self.log_weight)
 
     def probability(self) -> tuple[float, float]:
-        """(P, standard error): the weighted fraction of paths that reached the target (unbiased)."""
+        """(P, standard error): the weighted fraction of paths that reached the target (unbiased); with branching,
+        the mean and standard error over the started paths of their leaves' summed weights."""
         values = np.where(self.outcome == 1, self.weights, 0.0)
+        if self.root is not None:
+            values = np.bincount(self.root, weights=values, minlength=self.roots or 0)
         n = len(values)
         return float(values.mean()), float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else float('inf')
