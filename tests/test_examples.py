@@ -76,3 +76,22 @@ def test_realize_training_example_under_verdi_run(aiida_profile):
 
     node = load_node(int(match.group(1)))
     assert node.is_finished_ok and any(c.process_label == 'oxidation_system' for c in node.called)  # grew its start
+
+
+def test_langevin_example_under_verdi_run(aiida_profile):
+    args = ['--beta', '5', '--cycles', '1', '--warmup-cycles', '0', '--paths', '40', '--production-paths', '80',
+            '--max-steps', '600', '--seed', '2']  # fmt: skip
+    stdout = _verdi_run(aiida_profile, 'langevin_lj7_rate.py', *args)
+    match = re.search(r'LangevinSamplingWorkChain<(\d+)> exit status (\d+)', stdout)
+    assert match, stdout
+
+    from aiida.orm import load_node
+
+    node = load_node(int(match.group(1)))
+    assert node.exit_status == int(match.group(2))
+    assert 'flux' in node.outputs and node.outputs.flux['crossings'] > 0
+    if node.is_finished_ok:
+        assert re.search(r'k = \S+ ± \S+ 1/tau', stdout)
+        assert node.outputs.rate['rate'] > 0
+    else:  # no production path reached C3 in this tiny run: a defined exit code, not a crash
+        assert node.exit_status == 301

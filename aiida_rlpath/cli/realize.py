@@ -25,7 +25,7 @@ def _table(rows: list[dict], columns: list[str]) -> str:
     return tabulate([[fmt(row.get(c)) for c in columns] for row in rows], headers=columns)
 
 
-def _run(builder, daemon: bool):
+def _run(builder, daemon: bool, command: str = 'realize'):
     from aiida.engine import run_get_node, submit
 
     if daemon:
@@ -35,7 +35,7 @@ def _run(builder, daemon: bool):
     echo.echo_report('running in this process (use --daemon to submit to the daemon instead)')
     _, node = run_get_node(builder)
     if node.is_finished_ok:
-        echo.echo_success(f'<{node.pk}> finished; `aiida-rlpath realize report {node.pk}` for tables and plots')
+        echo.echo_success(f'<{node.pk}> finished; `aiida-rlpath {command} report {node.pk}` for tables and plots')
     else:
         echo.echo_error(f'<{node.pk}> ended with exit status {node.exit_status}: {node.exit_message}')
     return node
