@@ -35,20 +35,21 @@ from aiida_rlpath.workflows.utils import call_once
 __all__ = ('LangevinSamplingWorkChain',)
 
 
-def _validate_problem(value, _):
-    try:
-        problem_from(value)
-    except (TypeError, ValueError) as exception:
-        return f'invalid `problem`: {exception}'
-    return None
+def _settings_validator(port: str, parse):
+    """A port validator that builds the settings with ``parse`` and names the port in its error."""
+
+    def validate(value, _):
+        try:
+            parse(value)
+        except (TypeError, ValueError) as exception:
+            return f'invalid `{port}`: {exception}'
+        return None
+
+    return validate
 
 
-def _validate_sampler(value, _):
-    try:
-        sampler_from(value)
-    except (TypeError, ValueError) as exception:
-        return f'invalid `sampler`: {exception}'
-    return None
+_validate_problem = _settings_validator('problem', problem_from)
+_validate_sampler = _settings_validator('sampler', sampler_from)
 
 
 def _validate_value(value, _):
