@@ -44,6 +44,7 @@ __all__ = (
     'estimate_rate',
     'flux_run',
     'production',
+    'replay_cycles',
     'run_seeds',
     'start_probabilities',
     'td_update',
@@ -238,6 +239,16 @@ def cycle_problems(problem: TransitionProblem, settings: SamplerSettings) -> lis
     return [*warm, *([problem] * settings.cycles)]
 
 
+def replay_cycles(betas: t.Sequence[float], cycle: int, replay: int) -> list[int]:
+    """The earlier cycles whose transitions cycle ``cycle`` replays, oldest first: the latest ``replay`` − 1 of
+    those run at its own β (``betas`` per cycle, 1/ε) since the β last changed; transitions at another β are not
+    samples of this dynamics."""
+    first = cycle
+    while first > 0 and first > cycle - (replay - 1) and betas[first - 1] == betas[cycle]:
+        first -= 1
+    return list(range(first, cycle))
+
+
 def cycle_seeds(seed: int, count: int) -> list[int]:
     """The seeds of ``count`` training cycles of a run seeded by ``seed``."""
     return [int(s) for s in np.random.default_rng([seed, 7]).integers(2**31, size=count)]
@@ -287,11 +298,10 @@ def train(
         if network is not None
         else CommittorNetwork(settings.hidden, seed, beta=problems[0].beta if problems else problem.beta)
     )
+    betas = [p.beta for p in problems]
     history, buffer = [], []
     for cycle, (cycle_problem, cycle_seed) in enumerate(zip(problems, cycle_seeds(seed, len(problems)), strict=True)):
-        if cycle and cycle_problem.beta != problems[cycle - 1].beta:
-            buffer = []  # transitions at another β are not samples of this dynamics
-        replay = buffer[-(settings.replay - 1) :] if settings.replay > 1 else []
+        replay = [buffer[i] for i in replay_cycles(betas, cycle, settings.replay)]
         network, record, _, data = training_cycle(cycle_problem, starts, settings, cycle_seed, network, replay)
         buffer.append(data)
         record = {'cycle': cycle, **record}

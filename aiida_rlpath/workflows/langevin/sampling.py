@@ -104,7 +104,7 @@ class LangevinSamplingWorkChain(WorkChain):
         )
 
     def setup(self):
-        from aiida_rlpath.rl.algos.value_is import cycle_problems, cycle_seeds, run_seeds
+        from aiida_rlpath.rl.algos.value_is import cycle_problems, cycle_seeds, replay_cycles, run_seeds
 
         problem, sampler = problem_from(self.inputs.problem), sampler_from(self.inputs.sampler)
         flux_seed, train_seed, production_seed = run_seeds(self.inputs.seed.value)
@@ -113,7 +113,8 @@ class LangevinSamplingWorkChain(WorkChain):
         self.ctx.seeds = cycle_seeds(train_seed, len(problems))
         self.ctx.flux_seed, self.ctx.production_seed = flux_seed, production_seed
         self.ctx.cycle = 0
-        self.ctx.replay = []
+        self.ctx.replays = [replay_cycles(self.ctx.betas, i, sampler.replay) for i in range(len(problems))]
+        self.ctx.transitions = []
         self.ctx.value = self.inputs.value if 'value' in self.inputs else None
         if self.ctx.value is None:
             self.ctx.value = initial_value(sampler.hidden, train_seed, self.ctx.betas[0] if problems else problem.beta)
@@ -139,10 +140,7 @@ class LangevinSamplingWorkChain(WorkChain):
     def run_cycle(self):
         index = self.ctx.cycle
         beta = self.ctx.betas[index]
-        if index and beta != self.ctx.betas[index - 1]:
-            self.ctx.replay = []  # transitions at another β are not samples of this dynamics
-        keep = sampler_from(self.inputs.sampler).replay - 1
-        replay = self.ctx.replay[-keep:] if keep > 0 else []
+        replay = [self.ctx.transitions[i] for i in self.ctx.replays[index]]
         problem = orm.Dict({**self.inputs.problem.get_dict(), 'beta': beta})
         replay_inputs = {f'replay_{i:02d}': node for i, node in enumerate(replay)}
         outputs = call_once(
@@ -150,7 +148,7 @@ class LangevinSamplingWorkChain(WorkChain):
             self.ctx.value, orm.Int(self.ctx.seeds[index]), **replay_inputs,
         )  # fmt: skip
         self.ctx.value = outputs['value']
-        self.ctx.replay = [*self.ctx.replay, outputs['transitions']]
+        self.ctx.transitions = [*self.ctx.transitions, outputs['transitions']]
         m = outputs['metrics']
         self.report(
             f'cycle {index} (beta {beta}): P {_fmt(m["probability"])} ± {_fmt(m["probability_err"])}, reached '
