@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import typing as t
 
 import numpy as np
 from ase import Atoms
@@ -14,7 +15,8 @@ from .pes import PESSpec, as_calculator
 
 __all__ = ('OPTIMIZERS', 'RelaxResult', 'count_force_calls', 'max_force', 'relax')
 
-OPTIMIZERS = ('FIRE', 'BFGS', 'LBFGS', 'BFGSLineSearch')
+#: ASE optimizers by name; ``CG`` is SciPy's nonlinear conjugate gradients (``ase.optimize.sciopt.SciPyFminCG``).
+OPTIMIZERS = ('FIRE', 'BFGS', 'LBFGS', 'BFGSLineSearch', 'CG')
 
 
 @dataclasses.dataclass
@@ -71,12 +73,36 @@ def max_force(atoms: Atoms) -> float:
     return float(np.sqrt((forces**2).sum(axis=1)).max()) if len(forces) else 0.0
 
 
-def _optimizer(name: str):
+def _optimizer(name):
     from ase import optimize
 
+    if callable(name):  # an Optimizer class or factory taking (atoms, logfile=...)
+        return name
     if name not in OPTIMIZERS:
         raise ValueError(f'unknown optimizer `{name}`; choose one of {OPTIMIZERS}')
+    if name == 'CG':
+        from ase.optimize.sciopt import SciPyFminCG
+
+        return SciPyFminCG
     return getattr(optimize, name)
+
+
+def _run(opt, work: Atoms, fmax: float, max_steps: int, max_energy: float) -> str | None:
+    """Run ``opt``; return why it stopped early, or ``None``."""
+    from ase.optimize.sciopt import SciPyOptimizer
+
+    if isinstance(opt, SciPyOptimizer):  # SciPy drives its own loop: no irun
+        try:
+            opt.run(fmax=fmax, steps=max_steps)
+        except Exception as exception:  # precision loss in the line search, ...
+            if max_force(work) > fmax:
+                return f'{type(exception).__name__}: {exception}'
+        return None
+    for _ in opt.irun(fmax=fmax, steps=max_steps):
+        energy = work.get_potential_energy()
+        if not np.isfinite(energy) or energy > max_energy:
+            return f'energy exploded to {energy:.4g} eV'
+    return None
 
 
 def relax(
@@ -84,15 +110,17 @@ def relax(
     pes: PESSpec | Calculator,
     fmax: float = 0.05,
     max_steps: int = 500,
-    optimizer: str = 'FIRE',
+    optimizer: str | t.Callable = 'FIRE',
     max_energy_per_atom: float = 50.0,
 ) -> RelaxResult:
     """Relax positions of ``atoms`` to max force ``fmax`` (eV/Å) in at most ``max_steps`` optimizer steps.
 
     ``pes`` is a :class:`PESSpec` (a new calculator is built) or a ready ASE calculator (reused, which saves
     LAMMPS start-up). Constraints on ``atoms`` (e.g. a fixed slab bottom) are respected. The input is not
-    modified. A calculator error or an energy above ``max_energy_per_atom`` (eV/atom, exploding structure)
-    stops the run with ``converged=False`` and ``error`` set.
+    modified. ``optimizer`` is a name in :data:`OPTIMIZERS` or an ASE ``Optimizer`` class (or factory taking
+    ``(atoms, logfile=...)``), e.g. ``functools.partial(RLOptimizer, actor=actor)``. A calculator error or an
+    energy above ``max_energy_per_atom`` (eV/atom, exploding structure) stops the run with
+    ``converged=False`` and ``error`` set.
     """
     work = atoms.copy()
     calc = as_calculator(pes, work)
@@ -102,11 +130,7 @@ def relax(
     with count_force_calls(calc) as counter:
         try:
             opt = optimizer_class(work, logfile=io.StringIO())
-            for _ in opt.irun(fmax=fmax, steps=max_steps):
-                energy = work.get_potential_energy()
-                if not np.isfinite(energy) or energy > max_energy_per_atom * len(work):
-                    error = f'energy exploded to {energy:.4g} eV'
-                    break
+            error = _run(opt, work, fmax, max_steps, max_energy_per_atom * len(work))
             steps = opt.nsteps
             energy, fmax_now = work.get_potential_energy(), max_force(work)
         except Exception as exception:  # LAMMPS "lost atoms", non-finite forces, ...

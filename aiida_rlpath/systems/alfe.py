@@ -7,6 +7,8 @@ Al–Fe EAM (``AlFe_mm.eam.fs``) after a small rattle, so symmetry cannot hold t
 from __future__ import annotations
 
 import dataclasses
+import typing as t
+from pathlib import Path
 
 import numpy as np
 from ase import Atoms
@@ -16,7 +18,18 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from aiida_rlpath.physics.pes import PESSpec
 from aiida_rlpath.physics.relax import relax
 
-__all__ = ('ALFE_PES', 'ReferenceMinimum', 'distort', 'random_alfe_cell', 'reference_minimum')
+__all__ = (
+    'ALFE_PES',
+    'TRAINING_SIZES',
+    'VALIDATION_SIZES',
+    'ReferenceMinimum',
+    'distort',
+    'random_alfe_cell',
+    'reference_minimum',
+    'reference_set',
+    'split_by_size',
+    'write_cifs',
+)
 
 ALFE_PES = PESSpec('eam/fs', 'AlFe_mm.eam.fs', ('Al', 'Fe'))
 VOLUME_PER_ATOM = {'Al': 16.6, 'Fe': 11.8}  # Å³, the elements' bulk values
@@ -75,3 +88,40 @@ def distort(atoms: Atoms, beta: float, seed: int) -> Atoms:
     moved = atoms.copy()
     moved.positions = moved.positions + beta * rng.uniform(-1.0, 1.0, moved.positions.shape)
     return moved
+
+
+#: Cell sizes of the validation set the relaxation benchmark reports on; training uses the other sizes.
+VALIDATION_SIZES = (2, 3, 4, 5, 8, 10, 20)
+TRAINING_SIZES = (6, 7, 9, 12)
+
+
+def split_by_size(sizes: t.Iterable[int]) -> tuple[list[int], list[int]]:
+    """Training and validation cell sizes: the split is by number of atoms, so validation cells are never seen."""
+    sizes = sorted(set(int(n) for n in sizes))
+    return [n for n in sizes if n not in VALIDATION_SIZES], [n for n in sizes if n in VALIDATION_SIZES]
+
+
+def reference_set(sizes: t.Iterable[int], per_size: int, seed: int) -> list[ReferenceMinimum]:
+    """``per_size`` relaxed reference minima for each cell size in ``sizes``, all drawn from ``seed``."""
+    minima = []
+    for n in sizes:
+        for k in range(per_size):
+            cell_seed = int(seed) * 100_003 + int(n) * 1_009 + k
+            minima.append(reference_minimum(random_alfe_cell(int(n), seed=cell_seed), seed=cell_seed))
+    return minima
+
+
+def write_cifs(minima: t.Iterable[ReferenceMinimum], directory: str | Path) -> list[Path]:
+    """Write each minimum as ``alfe_N{n}_{k}.cif`` under ``directory`` (made if missing); return the paths."""
+    from ase.io import write
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths, counts = [], {}
+    for minimum in minima:
+        n = len(minimum.atoms)
+        counts[n] = counts.get(n, -1) + 1
+        path = directory / f'alfe_N{n}_{counts[n]}.cif'
+        write(path, minimum.atoms, format='cif')
+        paths.append(path)
+    return paths

@@ -1,0 +1,261 @@
+"""TD3 for RL crystal relaxation (Fujimoto et al. 2018), CleanRL-readable; torch, no AiiDA.
+
+Twin critics, delayed policy updates and target-policy smoothing, on graph states of variable size. The action
+is a displacement vector per atom (Å). Exploration perturbs the *state* in a way that keeps the symmetry: one
+random rotation and one length scaling applied to every per-atom vector the actor sees (an equivariant actor
+then moves all atoms by a consistently rotated, rescaled step); when the agent stalls — forces still large but
+moves tiny for a few steps — it explores "greedily" with large Gaussian moves.
+
+:func:`train` runs episodes on a :class:`~aiida_rlpath.envs.relaxation.RelaxationEnv` with the ε1 and reward
+schedules, evaluates the deterministic actor every ``eval_every`` episodes on fixed validation starts, and keeps
+a checkpoint (state dicts) per evaluation round.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import typing as t
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from aiida_rlpath.envs.relaxation import EpsilonSchedule, RelaxationEnv, RewardSchedule
+from aiida_rlpath.rl.buffers import GraphReplayBuffer, Transition
+from aiida_rlpath.rl.models.tfn import ACTORS, CRITICS, collate
+
+__all__ = (
+    'TD3Agent',
+    'TD3Settings',
+    'evaluate',
+    'save_checkpoint',
+    'state_noise',
+    'train',
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TD3Settings:
+    """Hyper-parameters of TD3 and of its training loop (lengths in Å, forces in eV/Å).
+
+    :param model: ``tfn`` (equivariant) or ``cgcnn`` (baseline); ``model_options`` go to both actor and critic.
+    :param rotation_noise: standard deviation of the exploration rotation angle (rad).
+    :param scale_noise: standard deviation of the log of the exploration length scaling.
+    :param stall_steps: consecutive tiny steps (mean move below ``stall_move`` Å) with max|F| above
+        ``stall_force`` eV/Å that trigger greedy exploration with Gaussian moves of ``greedy_noise`` Å.
+    """
+
+    model: str = 'tfn'
+    model_options: tuple[tuple[str, t.Any], ...] = ()
+    d_max: float = 0.3
+    gamma: float = 0.95
+    tau: float = 0.01
+    actor_lr: float = 3e-4
+    critic_lr: float = 1e-3
+    batch_size: int = 32
+    buffer_size: int = 20_000
+    warmup_steps: int = 200
+    updates_per_step: int = 1
+    policy_delay: int = 2
+    target_noise: float = 0.01
+    target_noise_clip: float = 0.03
+    rotation_noise: float = 0.3
+    scale_noise: float = 0.3
+    stall_steps: int = 3
+    stall_move: float = 2e-3
+    stall_force: float = 0.5
+    greedy_noise: float = 0.05
+    episodes: int = 60
+    eval_every: int = 20
+    eval_starts: int = 8
+    eval_max_steps: int = 200
+    epsilon: EpsilonSchedule = dataclasses.field(default_factory=lambda: EpsilonSchedule(0.5, 0.1, 30))
+    reward: RewardSchedule = dataclasses.field(default_factory=lambda: RewardSchedule('log_force', 'step', 40))
+
+
+def state_noise(vectors: np.ndarray, rng: np.random.Generator, rotation_sd: float, scale_sd: float) -> np.ndarray:
+    """Per-atom ``vectors`` (N, K, 3) rotated by one random rotation (angle ~ N(0, ``rotation_sd``) rad about a
+    uniformly random axis) and scaled by one factor exp(N(0, ``scale_sd``)): the same for every atom and vector."""
+    axis = rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    rotation = Rotation.from_rotvec(axis * rng.normal(0.0, rotation_sd)).as_matrix()
+    return np.exp(rng.normal(0.0, scale_sd)) * vectors @ rotation.T
+
+
+class TD3Agent:
+    """Actor, twin critics, their targets and optimisers; weights initialised from ``seed``."""
+
+    def __init__(self, n_vectors: int, settings: TD3Settings, seed: int):
+        self.settings = settings
+        options = {'n_vectors': n_vectors, 'd_max': settings.d_max, **dict(settings.model_options)}
+        with torch.random.fork_rng():
+            torch.manual_seed(int(seed))
+            self.actor = ACTORS[settings.model](**options)
+            self.critics = torch.nn.ModuleList(CRITICS[settings.model](**options) for _ in range(2))
+        self.actor_target = copy.deepcopy(self.actor)
+        self.critic_targets = copy.deepcopy(self.critics)
+        for module in (self.actor_target, self.critic_targets):
+            module.requires_grad_(False)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=settings.actor_lr)
+        self.critic_optimizer = torch.optim.Adam(self.critics.parameters(), lr=settings.critic_lr)
+        self.generator = torch.Generator().manual_seed(int(seed) + 1)
+        self.updates = 0
+
+    def act(self, graph) -> np.ndarray:
+        """The deterministic action (N × 3 displacements, Å) for one crystal graph."""
+        with torch.no_grad():
+            return self.actor(collate([graph])).double().numpy()
+
+    def _smoothed_target_action(self, batch) -> torch.Tensor:
+        s = self.settings
+        action = self.actor_target(batch)
+        noise = torch.randn(action.shape, generator=self.generator) * s.target_noise
+        action = action + noise.clamp(-s.target_noise_clip, s.target_noise_clip)
+        norm = action.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+        return action * torch.clamp(s.d_max / norm, max=1.0)
+
+    def update(self, transitions: t.Sequence[Transition]) -> dict[str, float]:
+        """One TD3 update on a batch: both critics, and every ``policy_delay`` updates the actor and targets."""
+        s = self.settings
+        states = collate([tr.state for tr in transitions])
+        next_states = collate([tr.next_state for tr in transitions])
+        actions = torch.as_tensor(np.concatenate([tr.action for tr in transitions]), dtype=torch.float32)
+        rewards = torch.tensor([tr.reward for tr in transitions], dtype=torch.float32)
+        done = torch.tensor([float(tr.done) for tr in transitions])
+        with torch.no_grad():
+            next_action = self._smoothed_target_action(next_states)
+            next_q = torch.minimum(*(critic(next_states, next_action) for critic in self.critic_targets))
+            target = rewards + s.gamma * (1 - done) * next_q
+        q1, q2 = (critic(states, actions) for critic in self.critics)
+        critic_loss = torch.nn.functional.mse_loss(q1, target) + torch.nn.functional.mse_loss(q2, target)
+        self.critic_optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic_optimizer.step()
+        info = {'critic_loss': float(critic_loss.detach()), 'q': float(q1.detach().mean())}
+        self.updates += 1
+        if self.updates % s.policy_delay == 0:
+            actor_loss = -self.critics[0](states, self.actor(states)).mean()
+            self.actor_optimizer.zero_grad()
+            actor_loss.backward()
+            self.actor_optimizer.step()
+            with torch.no_grad():
+                pairs = [(self.actor, self.actor_target), (self.critics, self.critic_targets)]
+                for online, target_net in pairs:
+                    for p, p_target in zip(online.parameters(), target_net.parameters(), strict=True):
+                        p_target.mul_(1 - s.tau).add_(s.tau * p)
+            info['actor_loss'] = float(actor_loss.detach())
+        return info
+
+    def state_dict(self) -> dict[str, t.Any]:
+        return {'architecture': self.actor.architecture, 'actor': self.actor.state_dict()}
+
+
+def save_checkpoint(agent_or_payload, path_or_file) -> None:
+    """Write the actor (architecture and state dict) so :func:`aiida_rlpath.rl.optimizer.load_actor` reads it."""
+    payload = agent_or_payload.state_dict() if isinstance(agent_or_payload, TD3Agent) else agent_or_payload
+    torch.save(payload, path_or_file)
+
+
+def checkpoint_bytes(payload: dict[str, t.Any]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+def evaluate(actor, env: RelaxationEnv, seeds: t.Sequence[int], fmax: float, max_steps: int) -> dict[str, t.Any]:
+    """Relax one distorted start per seed with the deterministic ``actor`` to ``fmax`` (eV/Å).
+
+    Returns per start the force calls used (``max_steps + 1`` counted for a start that did not converge), the
+    converged fraction and the median force calls.
+    """
+    calls, converged, final = [], [], []
+    saved = (env.eps1, env.reward_kind, env.settings)
+    env.eps1 = fmax
+    env.settings = dataclasses.replace(env.settings, max_steps=max_steps)
+    try:
+        for seed in seeds:
+            _, info = env.reset(seed=int(seed))
+            done = info['fmax'] <= fmax
+            while not done:
+                with torch.no_grad():
+                    action = actor(collate([info['graph']])).double().numpy()
+                _, _, terminated, truncated, info = env.step(action)
+                done = terminated or truncated
+            ok = info['fmax'] <= fmax
+            converged.append(ok)
+            calls.append(info['force_calls'] if ok else max_steps + 1)
+            final.append(info['fmax'])
+    finally:
+        env.eps1, env.reward_kind, env.settings = saved
+    return {
+        'force_calls': calls,
+        'converged': converged,
+        'final_fmax': final,
+        'median_force_calls': float(np.median(calls)),
+        'converged_fraction': float(np.mean(converged)),
+    }
+
+
+def train(
+    env: RelaxationEnv,
+    validation: RelaxationEnv,
+    settings: TD3Settings,
+    seed: int,
+    fmax: float = 0.1,
+    log: t.Callable[[str], None] | None = None,
+) -> tuple[TD3Agent, list[dict[str, t.Any]]]:
+    """Train TD3 on ``env`` for ``settings.episodes`` episodes from ``seed``; evaluate on ``validation`` to ``fmax``.
+
+    Returns the agent and one record per evaluation round: ``episode``, ``eps1``, ``reward``, the evaluation
+    dict of :func:`evaluate`, mean training return and max|F| at the episodes' ends, and ``checkpoint`` (the
+    actor's architecture and state dict at that round).
+    """
+    s = settings
+    rng = np.random.default_rng(seed)
+    agent = TD3Agent(env.settings.n_vectors, s, seed)
+    buffer = GraphReplayBuffer(s.buffer_size, seed + 2)
+    eval_seeds = [int(x) for x in np.random.default_rng(seed + 3).integers(2**31, size=s.eval_starts)]
+    records, returns, end_fmax, total_steps = [], [], [], 0
+    for episode in range(s.episodes):
+        env.eps1, env.reward_kind = s.epsilon(episode), s.reward(episode)
+        _, info = env.reset(seed=int(rng.integers(2**31)))
+        graph, episode_return, stalled, done = info['graph'], 0.0, 0, info['fmax'] <= env.eps1
+        while not done:
+            noisy = graph.with_vectors(state_noise(graph.vectors, rng, s.rotation_noise, s.scale_noise))
+            action = agent.act(noisy)
+            if stalled >= s.stall_steps:
+                action = action + rng.normal(0.0, s.greedy_noise, action.shape)
+                stalled = 0
+            _, reward, terminated, truncated, info = env.step(action)
+            moved = np.linalg.norm(env.last_displacement, axis=1).mean()
+            stalled = stalled + 1 if (moved < s.stall_move and info['fmax'] > s.stall_force) else 0
+            buffer.add(Transition(graph, env.last_displacement.copy(), reward, info['graph'], terminated))
+            graph, episode_return, total_steps = info['graph'], episode_return + reward, total_steps + 1
+            done = terminated or truncated
+            if total_steps >= s.warmup_steps:
+                for _ in range(s.updates_per_step):
+                    agent.update(buffer.sample(s.batch_size))
+        returns.append(episode_return)
+        end_fmax.append(info['fmax'])
+        if (episode + 1) % s.eval_every == 0 or episode + 1 == s.episodes:
+            result = evaluate(agent.actor, validation, eval_seeds, fmax, s.eval_max_steps)
+            record = {
+                'episode': episode + 1,
+                'eps1': env.eps1,
+                'reward': env.reward_kind,
+                'updates': agent.updates,
+                'train_return': float(np.mean(returns[-s.eval_every :])),
+                'train_end_fmax': float(np.mean(end_fmax[-s.eval_every :])),
+                'evaluation': result,
+                'checkpoint': copy.deepcopy(agent.state_dict()),
+            }
+            records.append(record)
+            if log:
+                log(
+                    f'episode {episode + 1}: eps1 {env.eps1:.3f} eV/Å, reward {env.reward_kind}, '
+                    f'validation median force calls {result["median_force_calls"]:.1f}, '
+                    f'converged {result["converged_fraction"]:.2f}'
+                )
+    return agent, records
