@@ -213,3 +213,22 @@ def test_tiny_td3_training_lowers_max_force(minima):
     assert changed  # the actor was trained
     _, again = td3.train(env, validation, settings, seed=0, fmax=0.3)
     assert again[-1]['evaluation']['force_calls'] == records[-1]['evaluation']['force_calls']  # seeded
+
+
+def test_training_resumes_from_serialised_state_exactly(minima):
+    settings = td3.TD3Settings(
+        episodes=4, eval_every=2, eval_starts=1, eval_max_steps=30, warmup_steps=10, batch_size=4,
+        epsilon=EpsilonSchedule(0.6, 0.4, 4),
+    )  # fmt: skip
+    env = RelaxationEnv(minima[1:2], settings=RelaxationSettings(max_steps=15))
+    validation = RelaxationEnv(minima[:1])
+    _, straight = td3.train(env, validation, settings, seed=1, fmax=0.4)
+    state = td3.start_training(3, settings, seed=1)
+    first = td3.train_round(state, env, validation, fmax=0.4)
+    resumed = td3.state_from_bytes(td3.state_to_bytes(state), 3, settings)
+    assert len(resumed.buffer) == len(state.buffer) > 0
+    second = td3.train_round(resumed, env, validation, fmax=0.4)
+    assert first['evaluation'] == straight[0]['evaluation']
+    assert second['evaluation'] == straight[1]['evaluation'] and second['updates'] == straight[1]['updates']
+    for key, value in second['checkpoint']['actor'].items():
+        assert torch.equal(value, straight[1]['checkpoint']['actor'][key]), key

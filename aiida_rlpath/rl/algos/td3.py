@@ -29,10 +29,16 @@ from aiida_rlpath.rl.models.tfn import ACTORS, CRITICS, collate
 __all__ = (
     'TD3Agent',
     'TD3Settings',
+    'TrainingState',
     'evaluate',
+    'run_episode',
     'save_checkpoint',
+    'start_training',
+    'state_from_bytes',
     'state_noise',
+    'state_to_bytes',
     'train',
+    'train_round',
 )
 
 
@@ -198,6 +204,98 @@ def evaluate(actor, env: RelaxationEnv, seeds: t.Sequence[int], fmax: float, max
     }
 
 
+@dataclasses.dataclass
+class TrainingState:
+    """Everything a TD3 training needs to carry on: agent, replay buffer, RNG, counters and recent statistics."""
+
+    agent: TD3Agent
+    buffer: GraphReplayBuffer
+    rng: np.random.Generator
+    seed: int
+    episode: int = 0
+    total_steps: int = 0
+    returns: list[float] = dataclasses.field(default_factory=list)
+    end_fmax: list[float] = dataclasses.field(default_factory=list)
+
+    @property
+    def eval_seeds(self) -> list[int]:
+        """The fixed validation starts (seeds), the same in every round."""
+        count = self.agent.settings.eval_starts
+        return [int(x) for x in np.random.default_rng(self.seed + 3).integers(2**31, size=count)]
+
+
+def start_training(n_vectors: int, settings: TD3Settings, seed: int) -> TrainingState:
+    """A fresh :class:`TrainingState`: untrained agent (weights from ``seed``), empty replay buffer."""
+    agent = TD3Agent(n_vectors, settings, seed)
+    return TrainingState(agent, GraphReplayBuffer(settings.buffer_size, seed + 2), np.random.default_rng(seed), seed)
+
+
+def run_episode(state: TrainingState, env: RelaxationEnv) -> None:
+    """One exploring training episode on ``env`` (schedules applied), with TD3 updates after the warm-up."""
+    s, agent, rng = state.agent.settings, state.agent, state.rng
+    env.eps1, env.reward_kind = s.epsilon(state.episode), s.reward(state.episode)
+    _, info = env.reset(seed=int(rng.integers(2**31)))
+    graph, episode_return, stalled, done = info['graph'], 0.0, 0, info['fmax'] <= env.eps1
+    while not done:
+        noisy = graph.with_vectors(state_noise(graph.vectors, rng, s.rotation_noise, s.scale_noise))
+        action = agent.act(noisy)
+        if stalled >= s.stall_steps:  # greedy exploration: large forces, tiny moves
+            action = action + rng.normal(0.0, s.greedy_noise, action.shape)
+            stalled = 0
+        _, reward, terminated, truncated, info = env.step(action)
+        moved = np.linalg.norm(env.last_displacement, axis=1).mean()
+        stalled = stalled + 1 if (moved < s.stall_move and info['fmax'] > s.stall_force) else 0
+        state.buffer.add(Transition(graph, env.last_displacement.copy(), reward, info['graph'], terminated))
+        graph, episode_return, state.total_steps = info['graph'], episode_return + reward, state.total_steps + 1
+        done = terminated or truncated
+        if state.total_steps >= s.warmup_steps:
+            for _ in range(s.updates_per_step):
+                agent.update(state.buffer.sample(s.batch_size))
+    state.returns.append(episode_return)
+    state.end_fmax.append(info['fmax'])
+    state.episode += 1
+
+
+def train_round(
+    state: TrainingState,
+    env: RelaxationEnv,
+    validation: RelaxationEnv,
+    fmax: float = 0.1,
+    log: t.Callable[[str], None] | None = None,
+) -> dict[str, t.Any]:
+    """Episodes up to the next evaluation (every ``eval_every`` episodes, and after the last), then the
+    evaluation of the deterministic actor on ``validation`` to ``fmax`` (eV/Å).
+
+    Returns the round's record: ``episode``, ``eps1`` (eV/Å), ``reward``, ``updates``, mean training return and
+    end-of-episode max|F| (eV/Å) over the round, the :func:`evaluate` dict, and ``checkpoint`` (the actor's
+    architecture and state dict).
+    """
+    s = state.agent.settings
+    first = state.episode
+    while state.episode < s.episodes:
+        run_episode(state, env)
+        if state.episode % s.eval_every == 0:
+            break
+    result = evaluate(state.agent.actor, validation, state.eval_seeds, fmax, s.eval_max_steps)
+    record = {
+        'episode': state.episode,
+        'eps1': env.eps1,
+        'reward': env.reward_kind,
+        'updates': state.agent.updates,
+        'train_return': float(np.mean(state.returns[first:])) if state.episode > first else None,
+        'train_end_fmax': float(np.mean(state.end_fmax[first:])) if state.episode > first else None,
+        'evaluation': result,
+        'checkpoint': copy.deepcopy(state.agent.state_dict()),
+    }
+    if log:
+        log(
+            f'episode {state.episode}: eps1 {env.eps1:.3f} eV/Å, reward {env.reward_kind}, {state.agent.updates} '
+            f'updates, validation median force calls {result["median_force_calls"]:.1f}, '
+            f'converged {result["converged_fraction"]:.2f}'
+        )
+    return record
+
+
 def train(
     env: RelaxationEnv,
     validation: RelaxationEnv,
@@ -206,56 +304,110 @@ def train(
     fmax: float = 0.1,
     log: t.Callable[[str], None] | None = None,
 ) -> tuple[TD3Agent, list[dict[str, t.Any]]]:
-    """Train TD3 on ``env`` for ``settings.episodes`` episodes from ``seed``; evaluate on ``validation`` to ``fmax``.
+    """Train TD3 on ``env`` for ``settings.episodes`` episodes from ``seed``; evaluate on ``validation`` to ``fmax``
+    (eV/Å) every ``eval_every`` episodes. Returns the agent and the records of :func:`train_round`."""
+    state = start_training(env.settings.n_vectors, settings, seed)
+    records = []
+    while state.episode < settings.episodes:
+        records.append(train_round(state, env, validation, fmax, log))
+    return state.agent, records
 
-    Returns the agent and one record per evaluation round: ``episode``, ``eps1``, ``reward``, the evaluation
-    dict of :func:`evaluate`, mean training return and max|F| at the episodes' ends, and ``checkpoint`` (the
-    actor's architecture and state dict at that round).
-    """
-    s = settings
-    rng = np.random.default_rng(seed)
-    agent = TD3Agent(env.settings.n_vectors, s, seed)
-    buffer = GraphReplayBuffer(s.buffer_size, seed + 2)
-    eval_seeds = [int(x) for x in np.random.default_rng(seed + 3).integers(2**31, size=s.eval_starts)]
-    records, returns, end_fmax, total_steps = [], [], [], 0
-    for episode in range(s.episodes):
-        env.eps1, env.reward_kind = s.epsilon(episode), s.reward(episode)
-        _, info = env.reset(seed=int(rng.integers(2**31)))
-        graph, episode_return, stalled, done = info['graph'], 0.0, 0, info['fmax'] <= env.eps1
-        while not done:
-            noisy = graph.with_vectors(state_noise(graph.vectors, rng, s.rotation_noise, s.scale_noise))
-            action = agent.act(noisy)
-            if stalled >= s.stall_steps:
-                action = action + rng.normal(0.0, s.greedy_noise, action.shape)
-                stalled = 0
-            _, reward, terminated, truncated, info = env.step(action)
-            moved = np.linalg.norm(env.last_displacement, axis=1).mean()
-            stalled = stalled + 1 if (moved < s.stall_move and info['fmax'] > s.stall_force) else 0
-            buffer.add(Transition(graph, env.last_displacement.copy(), reward, info['graph'], terminated))
-            graph, episode_return, total_steps = info['graph'], episode_return + reward, total_steps + 1
-            done = terminated or truncated
-            if total_steps >= s.warmup_steps:
-                for _ in range(s.updates_per_step):
-                    agent.update(buffer.sample(s.batch_size))
-        returns.append(episode_return)
-        end_fmax.append(info['fmax'])
-        if (episode + 1) % s.eval_every == 0 or episode + 1 == s.episodes:
-            result = evaluate(agent.actor, validation, eval_seeds, fmax, s.eval_max_steps)
-            record = {
-                'episode': episode + 1,
-                'eps1': env.eps1,
-                'reward': env.reward_kind,
-                'updates': agent.updates,
-                'train_return': float(np.mean(returns[-s.eval_every :])),
-                'train_end_fmax': float(np.mean(end_fmax[-s.eval_every :])),
-                'evaluation': result,
-                'checkpoint': copy.deepcopy(agent.state_dict()),
-            }
-            records.append(record)
-            if log:
-                log(
-                    f'episode {episode + 1}: eps1 {env.eps1:.3f} eV/Å, reward {env.reward_kind}, '
-                    f'validation median force calls {result["median_force_calls"]:.1f}, '
-                    f'converged {result["converged_fraction"]:.2f}'
-                )
-    return agent, records
+
+# --- serialisation of a training state (torch.save, loadable with weights_only=True) -------------------------
+
+
+def _graphs_to_tensors(graphs) -> dict[str, torch.Tensor]:
+    return {
+        'numbers': torch.as_tensor(np.concatenate([g.numbers for g in graphs])),
+        'vectors': torch.as_tensor(np.concatenate([g.vectors for g in graphs])),
+        'src': torch.as_tensor(np.concatenate([g.src for g in graphs])),
+        'dst': torch.as_tensor(np.concatenate([g.dst for g in graphs])),
+        'edge_vectors': torch.as_tensor(np.concatenate([g.edge_vectors for g in graphs])),
+        'n_atoms': torch.as_tensor([g.n_atoms for g in graphs]),
+        'n_edges': torch.as_tensor([len(g.src) for g in graphs]),
+    }
+
+
+def _graphs_from_tensors(data: dict[str, torch.Tensor]) -> list:
+    from aiida_rlpath.envs.relaxation import CrystalGraph
+
+    atoms = np.cumsum([0, *data['n_atoms'].tolist()])
+    edges = np.cumsum([0, *data['n_edges'].tolist()])
+    arrays = {key: value.numpy() for key, value in data.items()}
+    return [
+        CrystalGraph(
+            arrays['numbers'][atoms[i] : atoms[i + 1]],
+            arrays['vectors'][atoms[i] : atoms[i + 1]],
+            arrays['src'][edges[i] : edges[i + 1]],
+            arrays['dst'][edges[i] : edges[i + 1]],
+            arrays['edge_vectors'][edges[i] : edges[i + 1]],
+        )
+        for i in range(len(atoms) - 1)
+    ]
+
+
+def state_to_bytes(state: TrainingState) -> bytes:
+    """The whole training state as ``torch.save`` bytes (networks, optimisers, replay buffer, RNG states)."""
+    agent, items = state.agent, state.buffer.items
+    payload = {
+        'settings_seed': state.seed,
+        'episode': state.episode,
+        'total_steps': state.total_steps,
+        'returns': list(state.returns),
+        'end_fmax': list(state.end_fmax),
+        'rng': _jsonable(state.rng.bit_generator.state),
+        'buffer_rng': _jsonable(state.buffer.rng.bit_generator.state),
+        'buffer_position': state.buffer.position,
+        'updates': agent.updates,
+        'generator': agent.generator.get_state(),
+        'modules': {
+            name: getattr(agent, name).state_dict()
+            for name in ('actor', 'critics', 'actor_target', 'critic_targets', 'actor_optimizer', 'critic_optimizer')
+        },
+        'transitions': {
+            'states': _graphs_to_tensors([tr.state for tr in items]) if items else {},
+            'next_states': _graphs_to_tensors([tr.next_state for tr in items]) if items else {},
+            'actions': torch.as_tensor(np.concatenate([tr.action for tr in items])) if items else torch.zeros(0, 3),
+            'rewards': torch.as_tensor([tr.reward for tr in items], dtype=torch.float64),
+            'done': torch.as_tensor([tr.done for tr in items], dtype=torch.bool),
+        },
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+def state_from_bytes(data: bytes, n_vectors: int, settings: TD3Settings) -> TrainingState:
+    """The :class:`TrainingState` :func:`state_to_bytes` wrote (loaded with ``weights_only=True``)."""
+    payload = torch.load(io.BytesIO(data), weights_only=True, map_location='cpu')
+    state = start_training(n_vectors, settings, int(payload['settings_seed']))
+    agent = state.agent
+    for name, value in payload['modules'].items():
+        getattr(agent, name).load_state_dict(value)
+    agent.updates = int(payload['updates'])
+    agent.generator.set_state(payload['generator'])
+    state.rng.bit_generator.state = payload['rng']
+    state.buffer.rng.bit_generator.state = payload['buffer_rng']
+    state.episode, state.total_steps = int(payload['episode']), int(payload['total_steps'])
+    state.returns, state.end_fmax = list(payload['returns']), list(payload['end_fmax'])
+    stored = payload['transitions']
+    if stored['states']:
+        states, nexts = _graphs_from_tensors(stored['states']), _graphs_from_tensors(stored['next_states'])
+        sizes = np.cumsum([0, *[g.n_atoms for g in states]])
+        actions = stored['actions'].numpy()
+        state.buffer.items = [
+            Transition(states[i], actions[sizes[i] : sizes[i + 1]], float(stored['rewards'][i]), nexts[i],
+                       bool(stored['done'][i]))
+            for i in range(len(states))
+        ]  # fmt: skip
+    state.buffer.position = int(payload['buffer_position'])
+    return state
+
+
+def _jsonable(value):
+    """A bit-generator state with its numpy integers as Python ints (what ``weights_only`` loading accepts)."""
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
