@@ -47,18 +47,24 @@ class TD3Settings:
     """Hyper-parameters of TD3 and of its training loop (lengths in Å, forces in eV/Å).
 
     :param model: ``tfn`` (equivariant) or ``cgcnn`` (baseline); ``model_options`` go to both actor and critic.
+    :param algorithm: ``td3`` or ``sac`` (:mod:`aiida_rlpath.rl.algos.sac`, which reads these settings too).
+    :param alpha_lr: SAC's temperature learning rate; ``init_alpha`` its start; ``target_entropy`` per atom
+        (nats; −3 is SAC's usual −dim(action) for one atom's 3D step).
+    :param step_lr: learning rate of the actor's global step size log α (the rest learns at ``actor_lr``).
     :param rotation_noise: standard deviation of the exploration rotation angle (rad).
     :param scale_noise: standard deviation of the log of the exploration length scaling.
     :param stall_steps: consecutive tiny steps (mean move below ``stall_move`` Å) with max|F| above
         ``stall_force`` eV/Å that trigger greedy exploration with Gaussian moves of ``greedy_noise`` Å.
     """
 
+    algorithm: str = 'td3'
     model: str = 'tfn'
     model_options: tuple[tuple[str, t.Any], ...] = ()
     d_max: float = 0.3
     gamma: float = 0.95
     tau: float = 0.01
     actor_lr: float = 3e-4
+    step_lr: float = 3e-3
     critic_lr: float = 1e-3
     batch_size: int = 32
     buffer_size: int = 20_000
@@ -73,6 +79,9 @@ class TD3Settings:
     stall_move: float = 2e-3
     stall_force: float = 0.5
     greedy_noise: float = 0.05
+    alpha_lr: float = 3e-4
+    init_alpha: float = 0.01
+    target_entropy: float = -3.0
     episodes: int = 60
     eval_every: int = 20
     eval_starts: int = 8
@@ -93,6 +102,8 @@ def state_noise(vectors: np.ndarray, rng: np.random.Generator, rotation_sd: floa
 class TD3Agent:
     """Actor, twin critics, their targets and optimisers; weights initialised from ``seed``."""
 
+    MODULES = ('actor', 'critics', 'actor_target', 'critic_targets', 'actor_optimizer', 'critic_optimizer')
+
     def __init__(self, n_vectors: int, settings: TD3Settings, seed: int):
         self.settings = settings
         options = {'n_vectors': n_vectors, 'd_max': settings.d_max, **dict(settings.model_options)}
@@ -104,7 +115,13 @@ class TD3Agent:
         self.critic_targets = copy.deepcopy(self.critics)
         for module in (self.actor_target, self.critic_targets):
             module.requires_grad_(False)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=settings.actor_lr)
+        # the actor's global step size (log α, α in Å²/eV) learns faster than the network around it: it must
+        # travel from the cautious initial α over a few hundred updates, not tens of thousands
+        step = [p for name, p in self.actor.named_parameters() if name == 'log_step']
+        rest = [p for name, p in self.actor.named_parameters() if name != 'log_step']
+        self.actor_optimizer = torch.optim.Adam(
+            [{'params': rest, 'lr': settings.actor_lr}, {'params': step, 'lr': settings.step_lr}]
+        )
         self.critic_optimizer = torch.optim.Adam(self.critics.parameters(), lr=settings.critic_lr)
         self.generator = torch.Generator().manual_seed(int(seed) + 1)
         self.updates = 0
@@ -113,6 +130,11 @@ class TD3Agent:
         """The deterministic action (N × 3 displacements, Å) for one crystal graph."""
         with torch.no_grad():
             return self.actor(collate([graph])).double().numpy()
+
+    def explore(self, graph, rng: np.random.Generator) -> np.ndarray:
+        """The exploring action: the actor's move for the state with its vectors rotated and rescaled."""
+        s = self.settings
+        return self.act(graph.with_vectors(state_noise(graph.vectors, rng, s.rotation_noise, s.scale_noise)))
 
     def _smoothed_target_action(self, batch) -> torch.Tensor:
         s = self.settings
@@ -160,7 +182,7 @@ class TD3Agent:
 
 def save_checkpoint(agent_or_payload, path_or_file) -> None:
     """Write the actor (architecture and state dict) so :func:`aiida_rlpath.rl.optimizer.load_actor` reads it."""
-    payload = agent_or_payload.state_dict() if isinstance(agent_or_payload, TD3Agent) else agent_or_payload
+    payload = agent_or_payload if isinstance(agent_or_payload, dict) else agent_or_payload.state_dict()
     torch.save(payload, path_or_file)
 
 
@@ -226,19 +248,25 @@ class TrainingState:
 
 def start_training(n_vectors: int, settings: TD3Settings, seed: int) -> TrainingState:
     """A fresh :class:`TrainingState`: untrained agent (weights from ``seed``), empty replay buffer."""
-    agent = TD3Agent(n_vectors, settings, seed)
+    if settings.algorithm == 'sac':
+        from aiida_rlpath.rl.algos.sac import SACAgent
+
+        agent = SACAgent(n_vectors, settings, seed)
+    elif settings.algorithm == 'td3':
+        agent = TD3Agent(n_vectors, settings, seed)
+    else:
+        raise ValueError(f'unknown algorithm `{settings.algorithm}`; choose td3 or sac')
     return TrainingState(agent, GraphReplayBuffer(settings.buffer_size, seed + 2), np.random.default_rng(seed), seed)
 
 
 def run_episode(state: TrainingState, env: RelaxationEnv) -> None:
-    """One exploring training episode on ``env`` (schedules applied), with TD3 updates after the warm-up."""
+    """One exploring training episode on ``env`` (schedules applied), with agent updates after the warm-up."""
     s, agent, rng = state.agent.settings, state.agent, state.rng
     env.eps1, env.reward_kind = s.epsilon(state.episode), s.reward(state.episode)
     _, info = env.reset(seed=int(rng.integers(2**31)))
     graph, episode_return, stalled, done = info['graph'], 0.0, 0, info['fmax'] <= env.eps1
     while not done:
-        noisy = graph.with_vectors(state_noise(graph.vectors, rng, s.rotation_noise, s.scale_noise))
-        action = agent.act(noisy)
+        action = agent.explore(graph, rng)
         if stalled >= s.stall_steps:  # greedy exploration: large forces, tiny moves
             action = action + rng.normal(0.0, s.greedy_noise, action.shape)
             stalled = 0
@@ -360,10 +388,7 @@ def state_to_bytes(state: TrainingState) -> bytes:
         'buffer_position': state.buffer.position,
         'updates': agent.updates,
         'generator': agent.generator.get_state(),
-        'modules': {
-            name: getattr(agent, name).state_dict()
-            for name in ('actor', 'critics', 'actor_target', 'critic_targets', 'actor_optimizer', 'critic_optimizer')
-        },
+        'modules': {name: getattr(agent, name).state_dict() for name in agent.MODULES},
         'transitions': {
             'states': _graphs_to_tensors([tr.state for tr in items]) if items else {},
             'next_states': _graphs_to_tensors([tr.next_state for tr in items]) if items else {},

@@ -39,6 +39,8 @@ __all__ = (
     'TFNCritic',
     'build_actor',
     'collate',
+    'squash',
+    'squash_log_det',
 )
 
 #: Atomic numbers the networks embed (others raise): the Al–Fe default and common crystal elements.
@@ -100,6 +102,21 @@ def _radial_basis(lengths: torch.Tensor, cutoff: float, count: int) -> torch.Ten
     bessel = math.sqrt(2 / cutoff) * torch.sin(n * math.pi * x) / (x * cutoff + 1e-9)
     envelope = 1 - 10 * x**3 + 15 * x**4 - 6 * x**5
     return bessel * envelope
+
+
+def squash(raw: torch.Tensor, d_max: float) -> torch.Tensor:
+    """Per-atom steps capped radially: d_max · tanh(|u|/d_max) · u/|u| (Å); orientation kept (equivariant)."""
+    norm = raw.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    return raw / norm * d_max * torch.tanh(norm / d_max)
+
+
+def squash_log_det(raw: torch.Tensor, d_max: float) -> torch.Tensor:
+    """log |det ∂squash/∂u| per atom: the radial map r → f(r) = d_max tanh(r/d_max) in 3D has Jacobian
+    determinant f'(r) · (f(r)/r)², so SAC's log-probabilities of capped steps are exact."""
+    r = raw.norm(dim=-1).clamp(min=1e-9)
+    x = r / d_max
+    log_sech2 = 2 * (math.log(2.0) - x - torch.nn.functional.softplus(-2 * x))
+    return log_sech2 + 2 * (torch.log(d_max * torch.tanh(x)) - torch.log(r))
 
 
 def _squash(vectors: torch.Tensor, scale: float) -> torch.Tensor:
@@ -217,12 +234,16 @@ class TFNActor(nn.Module):
         # A residual step along the force from the start: d = α F with α = 0.01 Å²/eV (a cautious steepest
         # descent), which the network corrects; the untrained actor then already lowers the forces.
         self.log_step = nn.Parameter(torch.tensor(math.log(0.01)))
+        self.spread = o3.Linear(self.body.irreps_out, '1x0e')  # SAC's per-atom log σ (an invariant)
 
-    def forward(self, batch: GraphBatch) -> torch.Tensor:
+    def distribution(self, batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The uncapped mean step (N × 3, Å; equivariant) and each atom's log σ (N, invariant), for SAC."""
         features = self.body(batch, _scaled(batch.vectors))
         raw = self.out(features) * 0.05 + torch.exp(self.log_step) * batch.vectors[:, 0]
-        norm = raw.norm(dim=-1, keepdim=True).clamp(min=1e-9)
-        return raw / norm * self.d_max * torch.tanh(norm / self.d_max)
+        return raw, self.spread(features)[:, 0] - 4.0  # σ ≈ 0.02 Å at the start
+
+    def forward(self, batch: GraphBatch) -> torch.Tensor:
+        return squash(self.distribution(batch)[0], self.d_max)
 
 
 class TFNCritic(nn.Module):
@@ -293,12 +314,16 @@ class CGCNNActor(nn.Module):
             self.out.bias.zero_()
         self.d_max = d_max
         self.log_step = nn.Parameter(torch.tensor(math.log(0.01)))
+        self.spread = nn.Linear(width, 1)
+
+    def distribution(self, batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The uncapped mean step (N × 3, Å) and each atom's log σ (N), for SAC."""
+        features = self.body(batch, _scaled(batch.vectors))
+        raw = self.out(features) * 0.05 + torch.exp(self.log_step) * batch.vectors[:, 0]
+        return raw, self.spread(features)[:, 0] - 4.0
 
     def forward(self, batch: GraphBatch) -> torch.Tensor:
-        raw = self.out(self.body(batch, _scaled(batch.vectors))) * 0.05
-        raw = raw + torch.exp(self.log_step) * batch.vectors[:, 0]
-        norm = raw.norm(dim=-1, keepdim=True).clamp(min=1e-9)
-        return raw / norm * self.d_max * torch.tanh(norm / self.d_max)
+        return squash(self.distribution(batch)[0], self.d_max)
 
 
 class CGCNNCritic(nn.Module):
