@@ -23,3 +23,4 @@ def test_docs_build_without_warnings(tmp_path):
     assert 'aiida-rlpath status' in cli_page
     assert 'aiida-rlpath realize launch' in cli_page and 'aiida-rlpath realize restart' in cli_page
     assert 'aiida-rlpath demo' in cli_page
+    assert 'aiida-rlpath relax train' in cli_page and 'aiida-rlpath relax benchmark' in cli_page

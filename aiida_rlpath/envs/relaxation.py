@@ -303,6 +303,7 @@ class RelaxationEnv(gym.Env):
 
     # --- gymnasium API ------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """A new distorted start (see the class docstring); returns the observation and ``info``."""
         super().reset(seed=seed)
         options = options or {}
         index = int(options.get('structure', self.np_random.integers(len(self.structures))))
@@ -333,6 +334,10 @@ class RelaxationEnv(gym.Env):
         }
 
     def step(self, action):
+        """Move each atom by its row of ``action`` (N × 3, Å; capped and guarded), recompute the forces.
+
+        Returns observation, reward, terminated (max|F| ≤ ε1), truncated (``max_steps`` reached), ``info``.
+        """
         if self.atoms is None:
             raise RuntimeError('call reset() before step()')
         action = np.asarray(action, dtype=float)

@@ -9,6 +9,7 @@ One force evaluation per step, as for the classical optimizers.
 from __future__ import annotations
 
 import typing as t
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,7 +19,11 @@ from ase.optimize.optimize import Optimizer
 from aiida_rlpath.envs.relaxation import apply_displacement, crystal_graph
 from aiida_rlpath.rl.models.tfn import build_actor, collate
 
-__all__ = ('RLOptimizer', 'load_actor')
+__all__ = ('SHIPPED_CHECKPOINT', 'RLOptimizer', 'load_actor')
+
+#: The TD3-trained tensor-field-network actor shipped with aiida-rlpath (how it was made:
+#: ``docs/topics/relaxation.md``).
+SHIPPED_CHECKPOINT = Path(__file__).parent / 'checkpoints' / 'relax_td3_tfn.pt'
 
 
 def load_actor(checkpoint: str | t.Any) -> torch.nn.Module:
@@ -34,7 +39,8 @@ class RLOptimizer(Optimizer):
     """Relax ``atoms`` with a trained relaxation actor (a module or a checkpoint path).
 
     :param atoms: the structure (fixed cell; its calculator gives the forces).
-    :param actor: a :class:`~aiida_rlpath.rl.models.tfn.TFNActor` (or CGCNN baseline), or a checkpoint path.
+    :param actor: a :class:`~aiida_rlpath.rl.models.tfn.TFNActor` (or CGCNN baseline), or a checkpoint path;
+        by default the shipped checkpoint :data:`SHIPPED_CHECKPOINT`.
     :param cutoff: neighbour cutoff of the crystal graph (Å); the actor's own cutoff if ``None``.
     :param d_min: smallest interatomic distance a step may create (Å).
     """
@@ -42,7 +48,7 @@ class RLOptimizer(Optimizer):
     def __init__(
         self,
         atoms: Atoms,
-        actor: torch.nn.Module | str,
+        actor: torch.nn.Module | str | Path = SHIPPED_CHECKPOINT,
         cutoff: float | None = None,
         d_min: float = 1.5,
         logfile: t.Any = '-',
@@ -50,7 +56,7 @@ class RLOptimizer(Optimizer):
         **kwargs,
     ):
         super().__init__(atoms, logfile=logfile, trajectory=trajectory, **kwargs)
-        self.actor = load_actor(actor) if isinstance(actor, str) else actor
+        self.actor = load_actor(str(actor)) if isinstance(actor, str | Path) else actor
         self.cutoff = cutoff or self.actor.architecture['cutoff']
         self.n_vectors = self.actor.architecture['n_vectors']
         self.d_min = d_min

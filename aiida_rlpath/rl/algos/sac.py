@@ -2,7 +2,7 @@
 
 The policy is an equivariant Gaussian: each atom's uncapped step u ~ N(μ, σ² I₃) with μ the actor's vector
 (equivariant) and σ an invariant of the atom's environment, so rotating the structure rotates the whole
-distribution. The move is the radial cap a = d_max · tanh(|u|/d_max) · u/|u| (Å), whose Jacobian is exact
+distribution. The move is the radial cap a = d_max · tanh(‖u‖/d_max) · u/‖u‖ (Å), whose Jacobian is exact
 (:func:`~aiida_rlpath.rl.models.tfn.squash_log_det`), so log π(a|s) is exact; a graph's log-probability is the
 sum over its atoms, and the entropy target is ``target_entropy`` per atom.
 

@@ -4,11 +4,11 @@ The input is a batch of crystal graphs (:class:`GraphBatch`): per-atom species a
 optionally the previous displacement in Å and the force change) and periodic edges with their vectors (Å).
 
 - :class:`TFNActor`: E(3)-equivariant. Each atom's vectors enter as l = 1 features whose lengths are squashed
-  by v/|v| · log(1 + |v|/s) (an invariant rescaling, so orientation and equivariance are kept), its species as
+  by v/‖v‖ · log(1 + ‖v‖/s) (an invariant rescaling, so orientation and equivariance are kept), its species as
   l = 0 together with the dot products of its vectors and their graph means; ``layers`` tensor-field
   convolutions (radial MLP × spherical harmonics of the edge, summed over neighbours, gated nonlinearity) mix
   them; a final linear map gives one l = 1 vector per atom, the
-  displacement, capped at ``d_max`` Å by d_max · tanh(|u|)/|u| · u. Rotating the structure rotates the
+  displacement, capped at ``d_max`` Å by d_max · tanh(‖u‖)/‖u‖ · u. Rotating the structure rotates the
   displacements; translating it changes nothing (only edge vectors enter).
 - :class:`TFNCritic`: an invariant scalar Q(state, action): the action (Å) is one more l = 1 input per atom;
   per-atom scalars are pooled over the graph by mean and max and read out by an MLP.
@@ -105,13 +105,13 @@ def _radial_basis(lengths: torch.Tensor, cutoff: float, count: int) -> torch.Ten
 
 
 def squash(raw: torch.Tensor, d_max: float) -> torch.Tensor:
-    """Per-atom steps capped radially: d_max · tanh(|u|/d_max) · u/|u| (Å); orientation kept (equivariant)."""
+    """Per-atom steps capped radially: d_max · tanh(‖u‖/d_max) · u/‖u‖ (Å); orientation kept (equivariant)."""
     norm = raw.norm(dim=-1, keepdim=True).clamp(min=1e-9)
     return raw / norm * d_max * torch.tanh(norm / d_max)
 
 
 def squash_log_det(raw: torch.Tensor, d_max: float) -> torch.Tensor:
-    """log |det ∂squash/∂u| per atom: the radial map r → f(r) = d_max tanh(r/d_max) in 3D has Jacobian
+    """log det(∂squash/∂u) per atom: the radial map r → f(r) = d_max tanh(r/d_max) in 3D has Jacobian
     determinant f'(r) · (f(r)/r)², so SAC's log-probabilities of capped steps are exact."""
     r = raw.norm(dim=-1).clamp(min=1e-9)
     x = r / d_max
@@ -120,7 +120,7 @@ def squash_log_det(raw: torch.Tensor, d_max: float) -> torch.Tensor:
 
 
 def _squash(vectors: torch.Tensor, scale: float) -> torch.Tensor:
-    """v/|v| · log(1 + |v|/scale): lengths compressed, orientation kept (an invariant rescaling)."""
+    """v/‖v‖ · log(1 + ‖v‖/scale): lengths compressed, orientation kept (an invariant rescaling)."""
     norm = vectors.norm(dim=-1, keepdim=True)
     return vectors / norm.clamp(min=1e-9) * torch.log1p(norm / scale)
 
