@@ -58,7 +58,9 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     if args.write_validation:
-        write_cifs(reference_set(VALIDATION_SIZES, args.per_size, seed=1), args.structures)
+        # seed 2: other cells than the training work chain's validation set (data seed + 1), so no benchmark
+        # structure took part in training or in choosing the checkpoint
+        write_cifs(reference_set(VALIDATION_SIZES, args.per_size, seed=2), args.structures)
     structures = read_structures([args.structures])
     actor = load_actor(str(args.checkpoint))
     methods = {'rl': functools.partial(RLOptimizer, actor=actor), **CLASSICAL}

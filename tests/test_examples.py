@@ -95,3 +95,16 @@ def test_langevin_example_under_verdi_run(aiida_profile):
         assert node.outputs.rate['rate'] > 0
     else:  # no production path reached C3 in this tiny run: a defined exit code, not a crash
         assert node.exit_status == 301
+
+
+def test_relax_benchmark_example_under_verdi_run(aiida_profile):
+    stdout = _verdi_run(aiida_profile, 'relax_benchmark.py', '--sizes', '2', '--distortions', '1', '--seed', '1')
+    match = re.search(r'RelaxBenchmarkWorkChain<(\d+)> exit status 0', stdout)
+    assert match, stdout
+    assert re.search(r'median force calls: rl \d+, bfgs \d+, lbfgs \d+, fire \d+, cg \d+', stdout), stdout
+
+    from aiida.orm import load_node
+
+    node = load_node(int(match.group(1)))
+    relaxations = [c for c in node.called if c.process_label == 'relax_structure']
+    assert len(relaxations) == 5 and all(c.outputs.result['converged'] for c in relaxations)

@@ -102,6 +102,12 @@ def test_benchmark_needs_a_checkpoint_for_rl(aiida_profile):
     builder.structures = {'a': orm.StructureData(ase=AseAtomsAdaptor.get_atoms(random_alfe_cell(2, seed=0)))}
     with pytest.raises(ValueError, match='method `rl` needs a `checkpoint`'):
         run_get_node(builder)
+    from ase import Atoms
+
+    builder.methods = orm.List(['bfgs'])
+    builder.structures = {'cu': orm.StructureData(ase=Atoms('Cu', cell=[3, 3, 3], pbc=True))}
+    with pytest.raises(ValueError, match=r'structure `cu` .*Cu'):
+        run_get_node(builder)
 
 
 def test_training_report_cli(trained):

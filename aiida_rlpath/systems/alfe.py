@@ -71,11 +71,15 @@ class ReferenceMinimum:
     converged: bool
 
 
-def reference_minimum(structure: Structure, seed: int, fmax: float = 1e-3, rattle: float = 0.02) -> ReferenceMinimum:
-    """Relax ``structure`` at fixed cell to ``fmax`` (eV/Å) after a seeded ``rattle`` (Å) breaks its symmetry."""
+def reference_minimum(
+    structure: Structure, seed: int, fmax: float = 1e-3, rattle: float = 0.02, pes: PESSpec = ALFE_PES
+) -> ReferenceMinimum:
+    """Relax ``structure`` at fixed cell to ``fmax`` (eV/Å) on ``pes`` (the Mendelev Al–Fe EAM by default) after a
+    seeded ``rattle`` (Å) breaks its symmetry."""
     atoms = AseAtomsAdaptor.get_atoms(structure)
     atoms.rattle(rattle, seed=seed)
-    calc = ALFE_PES.calculator(atoms.get_chemical_symbols())
+    pes.check_species(atoms.get_chemical_symbols())
+    calc = pes.calculator(atoms.get_chemical_symbols())
     result = relax(atoms, calc, fmax=fmax, max_steps=2000, optimizer='BFGS')
     if not result.converged:  # BFGS can stall on a bad Hessian estimate; FIRE carries on from there
         result = relax(result.atoms, calc, fmax=fmax, max_steps=5000, optimizer='FIRE')

@@ -136,13 +136,16 @@ def distort_structure(reference: orm.StructureData, beta: orm.Float, seed: orm.I
 
 
 @calcfunction
-def reference_structure(structure: orm.StructureData, seed: orm.Int) -> orm.StructureData:
-    """``structure`` relaxed at fixed cell to its reference minimum (after a seeded 0.02 Å rattle)."""
+def reference_structure(structure: orm.StructureData, seed: orm.Int, pes: orm.Dict) -> orm.StructureData:
+    """``structure`` relaxed at fixed cell on ``pes`` (a PESSpec dict) to its reference minimum (max|F| ≤ 1e-3
+    eV/Å, after a seeded 0.02 Å rattle)."""
     from pymatgen.io.ase import AseAtomsAdaptor
 
+    from aiida_rlpath.physics.pes import PESSpec
     from aiida_rlpath.systems.alfe import reference_minimum
 
-    minimum = reference_minimum(AseAtomsAdaptor.get_structure(structure.get_ase()), seed=seed.value)
+    spec = PESSpec.from_dict(pes.get_dict())
+    minimum = reference_minimum(AseAtomsAdaptor.get_structure(structure.get_ase()), seed=seed.value, pes=spec)
     return orm.StructureData(ase=minimum.atoms)
 
 
@@ -152,17 +155,18 @@ def relax_structure(
     method: orm.Str,
     fmax: orm.Float,
     max_steps: orm.Int,
+    pes: orm.Dict,
     checkpoint: PolicyCheckpointData | None = None,
 ) -> dict:
     """Relax ``structure`` at fixed cell with ``method`` (``rl`` with ``checkpoint``, or bfgs/lbfgs/fire/cg) to
-    ``fmax`` (eV/Å) on the Mendelev Al–Fe EAM. Outputs ``result`` (force_calls, steps, converged, energy in eV,
+    ``fmax`` (eV/Å) on ``pes`` (a PESSpec dict). Outputs ``result`` (force_calls, steps, converged, energy in eV,
     fmax in eV/Å, error) and the relaxed ``structure``."""
     import functools
 
+    from aiida_rlpath.physics.pes import PESSpec
     from aiida_rlpath.physics.relax import relax
     from aiida_rlpath.rl.models.tfn import build_actor
     from aiida_rlpath.rl.optimizer import RLOptimizer
-    from aiida_rlpath.systems.alfe import ALFE_PES
 
     if method.value == 'rl':
         actor = build_actor(checkpoint.architecture, checkpoint.load_state_dict())
@@ -170,7 +174,8 @@ def relax_structure(
         optimizer = functools.partial(RLOptimizer, actor=actor)
     else:
         optimizer = CLASSICAL_METHODS[method.value]
-    result = relax(structure.get_ase(), ALFE_PES, fmax=fmax.value, max_steps=max_steps.value, optimizer=optimizer)
+    spec = PESSpec.from_dict(pes.get_dict())
+    result = relax(structure.get_ase(), spec, fmax=fmax.value, max_steps=max_steps.value, optimizer=optimizer)
     summary = {
         'method': method.value,
         'force_calls': result.force_calls,

@@ -20,6 +20,7 @@ from aiida_rlpath.calculations.functions.relaxation import (
     summarise_benchmark,
 )
 from aiida_rlpath.data.policy import PolicyCheckpointData
+from aiida_rlpath.physics.pes import PESSpec
 from aiida_rlpath.systems.alfe import ALFE_PES
 from aiida_rlpath.workflows.utils import call_once
 
@@ -35,18 +36,27 @@ def _validate_methods(value, _):
     return None
 
 
-def _validate_structures(value, _):
-    for key, structure in (value or {}).items():
-        try:
-            ALFE_PES.check_species(structure.get_kind_names())
-        except ValueError as exception:
-            return f'structure `{key}` <{structure.pk}>: {exception}'
-        if not all(structure.pbc):
-            return f'structure `{key}` <{structure.pk}> is not periodic in 3D'
+def _pes_from(node):
+    return PESSpec.from_dict(node.get_dict())
+
+
+def _validate_pes(value, _):
+    try:
+        _pes_from(value)
+    except (TypeError, ValueError) as exception:
+        return f'invalid `pes`: {exception}'
     return None
 
 
 def _validate_inputs(inputs, _):
+    pes = _pes_from(inputs['pes']) if 'pes' in inputs else ALFE_PES
+    for key, structure in inputs.get('structures', {}).items():
+        try:
+            pes.check_species(structure.get_symbols_set())
+        except ValueError as exception:
+            return f'structure `{key}` <{structure.pk}>: {exception}'
+        if not all(structure.pbc):
+            return f'structure `{key}` <{structure.pk}> is not periodic in 3D'
     if 'rl' in inputs['methods'].get_list() and 'checkpoint' not in inputs:
         return 'method `rl` needs a `checkpoint` (a trained relaxation actor)'
     if 'checkpoint' in inputs and inputs['checkpoint'].architecture.get('name') not in ('tfn', 'cgcnn'):
@@ -61,7 +71,9 @@ class RelaxBenchmarkWorkChain(WorkChain):
     def define(cls, spec):
         super().define(spec)
         spec.input_namespace('structures', valid_type=orm.StructureData, dynamic=True,
-                             validator=_validate_structures, help='Al/Fe cells to benchmark on.')  # fmt: skip
+                             help='Fixed cells to benchmark on (Al/Fe for the default PES).')  # fmt: skip
+        spec.input('pes', valid_type=orm.Dict, default=lambda: orm.Dict(ALFE_PES.to_dict()), validator=_validate_pes,
+                   help='PESSpec fields (kind, potential, elements); the Mendelev Al-Fe EAM by default.')  # fmt: skip
         spec.input('checkpoint', valid_type=PolicyCheckpointData, required=False, help='The trained actor.')
         spec.input('methods', valid_type=orm.List, default=lambda: orm.List(list(METHODS)),
                    validator=_validate_methods, help=f'Any of {list(METHODS)}.')  # fmt: skip
@@ -80,7 +92,7 @@ class RelaxBenchmarkWorkChain(WorkChain):
         for index, key in enumerate(sorted(self.inputs.structures)):
             seed = self.inputs.seed.value
             reference = call_once(self, f'reference_{index:02d}', reference_structure, self.inputs.structures[key],
-                                  orm.Int(seed + index))  # fmt: skip
+                                  orm.Int(seed + index), self.inputs.pes)  # fmt: skip
             for k in range(self.inputs.distortions.value):
                 start = call_once(self, f'start_{index:02d}_{k:02d}', distort_structure, reference,
                                   self.inputs.beta, orm.Int(seed * 1_000_003 + index * 1_000 + k))  # fmt: skip
@@ -88,7 +100,7 @@ class RelaxBenchmarkWorkChain(WorkChain):
                     extra = {'checkpoint': self.inputs.checkpoint} if method == 'rl' else {}
                     label = f'relax_{index:02d}_{k:02d}_{method}'
                     outputs = call_once(self, label, relax_structure, start, orm.Str(method), self.inputs.fmax,
-                                        self.inputs.max_steps, **extra)  # fmt: skip
+                                        self.inputs.max_steps, self.inputs.pes, **extra)  # fmt: skip
                     self.ctx.results[label] = outputs['result']
             calls = {m: [self.ctx.results[f'relax_{index:02d}_{k:02d}_{m}']['force_calls']
                          for k in range(self.inputs.distortions.value)] for m in methods}  # fmt: skip
