@@ -345,12 +345,13 @@ def train(
 
 
 def _graphs_to_tensors(graphs) -> dict[str, torch.Tensor]:
+    # float32 and int32: what the networks see after collate(), so a resumed training is exact
     return {
-        'numbers': torch.as_tensor(np.concatenate([g.numbers for g in graphs])),
-        'vectors': torch.as_tensor(np.concatenate([g.vectors for g in graphs])),
-        'src': torch.as_tensor(np.concatenate([g.src for g in graphs])),
-        'dst': torch.as_tensor(np.concatenate([g.dst for g in graphs])),
-        'edge_vectors': torch.as_tensor(np.concatenate([g.edge_vectors for g in graphs])),
+        'numbers': torch.as_tensor(np.concatenate([g.numbers for g in graphs]).astype(np.int16)),
+        'vectors': torch.as_tensor(np.concatenate([g.vectors for g in graphs]).astype(np.float32)),
+        'src': torch.as_tensor(np.concatenate([g.src for g in graphs]).astype(np.int32)),
+        'dst': torch.as_tensor(np.concatenate([g.dst for g in graphs]).astype(np.int32)),
+        'edge_vectors': torch.as_tensor(np.concatenate([g.edge_vectors for g in graphs]).astype(np.float32)),
         'n_atoms': torch.as_tensor([g.n_atoms for g in graphs]),
         'n_edges': torch.as_tensor([len(g.src) for g in graphs]),
     }
@@ -377,6 +378,11 @@ def _graphs_from_tensors(data: dict[str, torch.Tensor]) -> list:
 def state_to_bytes(state: TrainingState) -> bytes:
     """The whole training state as ``torch.save`` bytes (networks, optimisers, replay buffer, RNG states)."""
     agent, items = state.agent, state.buffer.items
+    graphs, index = [], {}  # each graph once: a step's next state is the following step's state
+    for graph in [g for tr in items for g in (tr.state, tr.next_state)]:
+        if id(graph) not in index:
+            index[id(graph)] = len(graphs)
+            graphs.append(graph)
     payload = {
         'settings_seed': state.seed,
         'episode': state.episode,
@@ -390,9 +396,12 @@ def state_to_bytes(state: TrainingState) -> bytes:
         'generator': agent.generator.get_state(),
         'modules': {name: getattr(agent, name).state_dict() for name in agent.MODULES},
         'transitions': {
-            'states': _graphs_to_tensors([tr.state for tr in items]) if items else {},
-            'next_states': _graphs_to_tensors([tr.next_state for tr in items]) if items else {},
-            'actions': torch.as_tensor(np.concatenate([tr.action for tr in items])) if items else torch.zeros(0, 3),
+            'graphs': _graphs_to_tensors(graphs) if items else {},
+            'states': torch.as_tensor([index[id(tr.state)] for tr in items], dtype=torch.long),
+            'next_states': torch.as_tensor([index[id(tr.next_state)] for tr in items], dtype=torch.long),
+            'actions': torch.as_tensor(np.concatenate([tr.action for tr in items]).astype(np.float32))
+            if items
+            else torch.zeros(0, 3),
             'rewards': torch.as_tensor([tr.reward for tr in items], dtype=torch.float64),
             'done': torch.as_tensor([tr.done for tr in items], dtype=torch.bool),
         },
@@ -416,8 +425,10 @@ def state_from_bytes(data: bytes, n_vectors: int, settings: TD3Settings) -> Trai
     state.episode, state.total_steps = int(payload['episode']), int(payload['total_steps'])
     state.returns, state.end_fmax = list(payload['returns']), list(payload['end_fmax'])
     stored = payload['transitions']
-    if stored['states']:
-        states, nexts = _graphs_from_tensors(stored['states']), _graphs_from_tensors(stored['next_states'])
+    if stored['graphs']:
+        graphs = _graphs_from_tensors(stored['graphs'])
+        states = [graphs[i] for i in stored['states'].tolist()]
+        nexts = [graphs[i] for i in stored['next_states'].tolist()]
         sizes = np.cumsum([0, *[g.n_atoms for g in states]])
         actions = stored['actions'].numpy()
         state.buffer.items = [
