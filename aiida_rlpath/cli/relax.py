@@ -21,7 +21,7 @@ def cmd_relax():
 
 @cmd_relax.command('train')
 @click.option('--episodes', type=click.IntRange(min=1), default=60, show_default=True)
-@click.option('--eval-every', type=click.IntRange(min=1), default=20, show_default=True,
+@click.option('--eval-every', type=click.IntRange(min=1), default=10, show_default=True,
               help='Episodes per round; each round stores a checkpoint and its validation metrics.')  # fmt: skip
 @click.option('--train-sizes', type=SIZES, multiple=True, default=(6, 7, 9), show_default=True)
 @click.option('--validation-sizes', type=SIZES, multiple=True, default=(4, 8), show_default=True)

@@ -83,8 +83,8 @@ class TD3Settings:
     init_alpha: float = 0.01
     target_entropy: float = -3.0
     episodes: int = 60
-    eval_every: int = 20
-    eval_starts: int = 8
+    eval_every: int = 10
+    eval_starts: int = 16
     eval_max_steps: int = 200
     epsilon: EpsilonSchedule = dataclasses.field(default_factory=lambda: EpsilonSchedule(0.5, 0.1, 30))
     reward: RewardSchedule = dataclasses.field(default_factory=lambda: RewardSchedule('log_force', 'step', 40))
