@@ -24,24 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from aiida_rlpath.envs.relaxation import read_structures
+from aiida_rlpath.envs.relaxation import force_call_table, read_structures
 from aiida_rlpath.physics.relax import relax
 from aiida_rlpath.rl.optimizer import RLOptimizer, load_actor
 from aiida_rlpath.systems.alfe import ALFE_PES, VALIDATION_SIZES, distort, reference_minimum, reference_set, write_cifs
 
 CLASSICAL = {'bfgs': 'BFGS', 'lbfgs': 'LBFGS', 'fire': 'FIRE', 'cg': 'CG'}
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / 'aiida_rlpath' / 'rl' / 'checkpoints' / 'relax_td3_tfn.pt'
-
-
-def summarise(calls: dict[str, list[int]], converged: dict[str, list[bool]]) -> dict[str, float]:
-    out = {}
-    for method in calls:
-        out[method] = float(np.median(calls[method]))
-        out[f'{method}_converged'] = float(np.mean(converged[method]))
-    if 'rl' in out and 'bfgs' in out:
-        out['rl_over_bfgs'] = out['rl'] / out['bfgs']
-    out['starts'] = len(next(iter(calls.values())))
-    return out
 
 
 def main(argv=None) -> dict:
@@ -65,27 +54,22 @@ def main(argv=None) -> dict:
     actor = load_actor(str(args.checkpoint))
     methods = {'rl': functools.partial(RLOptimizer, actor=actor), **CLASSICAL}
     calc = ALFE_PES.calculator()
-    per_n: dict[int, tuple[dict, dict]] = {}
+    results: list[dict] = []
     t0 = time.perf_counter()
     for index, atoms in enumerate(structures):
         minimum = reference_minimum(_as_structure(atoms), seed=args.seed + index)
-        calls, converged = per_n.setdefault(len(atoms), ({m: [] for m in methods}, {m: [] for m in methods}))
+        calls = {m: [] for m in methods}
         for k in range(args.distortions):
             start = distort(minimum.atoms, args.beta, seed=args.seed * 1_000_003 + index * 1_000 + k)
             for method, optimizer in methods.items():
                 result = relax(start, calc, fmax=args.fmax, max_steps=args.max_steps, optimizer=optimizer)
                 calls[method].append(result.force_calls if result.converged else args.max_steps + 1)
-                converged[method].append(bool(result.converged))
+                results.append({'method': method, 'n_atoms': len(atoms), 'force_calls': result.force_calls,
+                                'converged': bool(result.converged)})  # fmt: skip
         line = ', '.join(f'{m} {np.median(calls[m]):.0f}' for m in methods)
         progress = f'[{time.perf_counter() - t0:6.0f} s] N={len(atoms)} ({index + 1}/{len(structures)})'
         print(f'{progress}: {line}', file=sys.stderr)
-    report = {str(n): summarise(*per_n[n]) for n in sorted(per_n)}
-    everything = ({m: [] for m in methods}, {m: [] for m in methods})
-    for calls, converged in per_n.values():
-        for m in methods:
-            everything[0][m] += calls[m]
-            everything[1][m] += converged[m]
-    report['all'] = summarise(*everything)
+    report = force_call_table(results, args.max_steps)
     report['fmax'], report['beta'], report['checkpoint'] = args.fmax, args.beta, str(args.checkpoint)
     print(json.dumps(report))
     return report

@@ -38,6 +38,7 @@ __all__ = (
     'RewardSchedule',
     'apply_displacement',
     'crystal_graph',
+    'force_call_table',
     'min_distance',
     'read_structures',
     'relaxation_reward',
@@ -390,3 +391,26 @@ def read_structures(paths: t.Iterable[str | Path], pes: PESSpec | None = ALFE_PE
     if not structures:
         raise ValueError('no CIF or extxyz structure found')
     return structures
+
+
+def _median_table(results: list[dict], max_steps: int) -> dict:
+    table = {}
+    for method in sorted({r['method'] for r in results}):
+        mine = [r for r in results if r['method'] == method]
+        calls = [r['force_calls'] if r['converged'] else max_steps + 1 for r in mine]
+        table[method] = float(np.median(calls))
+        table[f'{method}_converged'] = float(np.mean([r['converged'] for r in mine]))
+    if 'rl' in table and 'bfgs' in table:
+        table['rl_over_bfgs'] = table['rl'] / table['bfgs']
+    table['starts'] = len(results) // max(1, len({r['method'] for r in results}))
+    return table
+
+
+def force_call_table(results: list[dict], max_steps: int) -> dict:
+    """The benchmark table of relaxation ``results`` (dicts with ``method``, ``n_atoms``, ``force_calls``,
+    ``converged``): per N and for ``all``, the median force calls per method (a start that did not converge
+    counts as ``max_steps + 1``), its fraction converged (``METHOD_converged``), ``rl_over_bfgs`` and ``starts``."""
+    table = {str(n): _median_table([r for r in results if r['n_atoms'] == n], max_steps)
+             for n in sorted({r['n_atoms'] for r in results})}  # fmt: skip
+    table['all'] = _median_table(results, max_steps)
+    return table

@@ -209,31 +209,9 @@ def collect_training_metrics(**rounds: orm.Dict) -> orm.Dict:
     return orm.Dict({'rounds': records, 'best_round': best_round(records)})
 
 
-def _median_table(results: list[dict], max_steps: int) -> dict:
-    import numpy as np
-
-    table = {}
-    for method in sorted({r['method'] for r in results}):
-        mine = [r for r in results if r['method'] == method]
-        calls = [r['force_calls'] if r['converged'] else max_steps + 1 for r in mine]
-        table[method] = float(np.median(calls))
-        table[f'{method}_converged'] = float(np.mean([r['converged'] for r in mine]))
-    if 'rl' in table and 'bfgs' in table:
-        table['rl_over_bfgs'] = table['rl'] / table['bfgs']
-    table['starts'] = len(results) // max(1, len({r['method'] for r in results}))
-    return table
-
-
-def benchmark_table(results: list[dict], max_steps: int) -> dict:
-    """Per N and for ``all``: median force calls per method (a start that did not converge counts as
-    ``max_steps + 1``), fraction converged, and ``rl_over_bfgs``."""
-    table = {str(n): _median_table([r for r in results if r['n_atoms'] == n], max_steps)
-             for n in sorted({r['n_atoms'] for r in results})}  # fmt: skip
-    table['all'] = _median_table(results, max_steps)
-    return table
-
-
 @calcfunction
 def summarise_benchmark(max_steps: orm.Int, **results: orm.Dict) -> orm.Dict:
-    """The benchmark table of :func:`benchmark_table` over all relaxation ``results``."""
-    return orm.Dict(benchmark_table([results[key].get_dict() for key in sorted(results)], max_steps.value))
+    """The table of :func:`~aiida_rlpath.envs.relaxation.force_call_table` over all relaxation ``results``."""
+    from aiida_rlpath.envs.relaxation import force_call_table
+
+    return orm.Dict(force_call_table([results[key].get_dict() for key in sorted(results)], max_steps.value))
