@@ -35,7 +35,7 @@ def _run(builder, daemon: bool, command: str = 'realize'):
     echo.echo_report('running in this process (use --daemon to submit to the daemon instead)')
     _, node = run_get_node(builder)
     if node.is_finished_ok:
-        echo.echo_success(f'<{node.pk}> finished; `aiida-rlpath {command} report {node.pk}` for tables and plots')
+        echo.echo_success(f'<{node.pk}> finished; `aiida-rlpath {command} report {node.pk}` for the report')
     else:
         echo.echo_error(f'<{node.pk}> ended with exit status {node.exit_status}: {node.exit_message}')
     return node
