@@ -151,3 +151,15 @@ def test_ppo_reports_each_head_and_its_entropy_bonus_acts_on_that_head(state):
 def test_sevennet_radius_beyond_the_policy_cutoff_is_refused():
     with pytest.raises(ValueError, match=r'radius must be within \(0, cutoff\].*cutoff = 5.0 Å, got radius = 6.0 Å'):
         SevenNetPolicy(cutoff=5.0, radius=6.0)
+
+
+def test_policies_act_on_an_o2_with_no_neighbour_in_the_cutoff():
+    """An O2 far above the slab (nothing within the cutoff) is a valid state: zero moments, not a crash."""
+    from ase import Atoms
+
+    from aiida_rlpath.rl.models import init_policy
+
+    atoms = Atoms('Si2O2', positions=[[0, 0, 0], [2.3, 0, 0], [5, 5, 15], [5, 5, 16.2]], cell=[10, 10, 30], pbc=True)
+    for name in ('multipole', 'sevennet'):
+        output = init_policy({'name': name}, 1.0, seed=0).act(atoms, [2, 3], seed=0)
+        assert np.isfinite(output.logp) and np.isfinite(output.value), name

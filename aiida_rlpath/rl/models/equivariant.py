@@ -151,7 +151,8 @@ class MultipolePolicy(torch.nn.Module):
         width = self.cutoff / self.radial
         basis = torch.exp(-(((distances - self.centres) / width) ** 2))
         envelope = 0.5 * (torch.cos(math.pi * distances / self.cutoff) + 1)
-        features = (basis[:, :, None] * onehot[:, None, :]).reshape(len(vectors), -1)
+        # explicit width: with no neighbour in the cutoff (an O2 in vacuum) there are 0 rows and -1 is ambiguous
+        features = (basis[:, :, None] * onehot[:, None, :]).reshape(len(vectors), basis.shape[1] * onehot.shape[1])
         weights = (self.radial_net(features) * envelope).reshape(len(vectors), self.lmax + 1, self.channels)
         harmonics = _sh(self.lmax, vectors) if len(vectors) else torch.zeros(0, (self.lmax + 1) ** 2).double()
         return [
