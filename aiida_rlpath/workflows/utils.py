@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiida.common.links import LinkType
 from aiida.orm import ProcessNode
 
-__all__ = ('call_once', 'retire_interrupted')
+__all__ = ('call_once', 'retire_interrupted', 'settings_validator')
 
 INTERRUPTED = 'interrupted: its daemon worker was lost mid-run; the parent re-ran this call'
 
@@ -68,3 +68,17 @@ def call_once(workchain, label: str, function, *args, **kwargs):
             )
             return outputs['result'] if set(outputs) == {'result'} else outputs
     return function(*args, metadata={'call_link_label': label}, **kwargs)
+
+
+def settings_validator(port: str, parse):
+    """A port validator that builds the port's settings with ``parse`` and names ``port`` in the error it returns
+    (``TypeError``/``ValueError`` from ``parse`` become the message; anything else is a bug and propagates)."""
+
+    def validate(value, _):
+        try:
+            parse(value)
+        except (TypeError, ValueError) as exception:
+            return f'invalid `{port}`: {exception}'
+        return None
+
+    return validate

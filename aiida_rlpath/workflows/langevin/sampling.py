@@ -30,26 +30,13 @@ from aiida_rlpath.calculations.functions.langevin import (
     sampler_from,
 )
 from aiida_rlpath.data.policy import PolicyCheckpointData
-from aiida_rlpath.workflows.utils import call_once
+from aiida_rlpath.workflows.utils import call_once, settings_validator
 
 __all__ = ('LangevinSamplingWorkChain',)
 
 
-def _settings_validator(port: str, parse):
-    """A port validator that builds the settings with ``parse`` and names the port in its error."""
-
-    def validate(value, _):
-        try:
-            parse(value)
-        except (TypeError, ValueError) as exception:
-            return f'invalid `{port}`: {exception}'
-        return None
-
-    return validate
-
-
-_validate_problem = _settings_validator('problem', problem_from)
-_validate_sampler = _settings_validator('sampler', sampler_from)
+_validate_problem = settings_validator('problem', problem_from)
+_validate_sampler = settings_validator('sampler', sampler_from)
 
 
 def _validate_value(value, _):

@@ -22,7 +22,7 @@ from aiida_rlpath.calculations.functions.relaxation import (
 from aiida_rlpath.data.policy import PolicyCheckpointData
 from aiida_rlpath.physics.pes import PESSpec
 from aiida_rlpath.systems.alfe import ALFE_PES
-from aiida_rlpath.workflows.utils import call_once
+from aiida_rlpath.workflows.utils import call_once, settings_validator
 
 __all__ = ('RelaxBenchmarkWorkChain',)
 
@@ -40,12 +40,7 @@ def _pes_from(node):
     return PESSpec.from_dict(node.get_dict())
 
 
-def _validate_pes(value, _):
-    try:
-        _pes_from(value)
-    except (TypeError, ValueError) as exception:
-        return f'invalid `pes`: {exception}'
-    return None
+_validate_pes = settings_validator('pes', _pes_from)
 
 
 def _validate_inputs(inputs, _):

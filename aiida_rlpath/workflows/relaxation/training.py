@@ -27,20 +27,9 @@ from aiida_rlpath.calculations.functions.relaxation import (
 )
 from aiida_rlpath.data.policy import PolicyCheckpointData
 from aiida_rlpath.systems.alfe import VALIDATION_SIZES
-from aiida_rlpath.workflows.utils import call_once
+from aiida_rlpath.workflows.utils import call_once, settings_validator
 
 __all__ = ('RelaxTrainingWorkChain',)
-
-
-def _validator(port: str, parse):
-    def validate(value, _):
-        try:
-            parse(value)
-        except (TypeError, ValueError) as exception:
-            return f'invalid `{port}`: {exception}'
-        return None
-
-    return validate
 
 
 def _validate_sizes(value, _):
@@ -70,11 +59,11 @@ class RelaxTrainingWorkChain(WorkChain):
         spec.input('per_size', valid_type=orm.Int, default=lambda: orm.Int(3), help='Structures per cell size.')
         spec.input('data_seed', valid_type=orm.Int, default=lambda: orm.Int(0), help='Seed of the structures.')
         spec.input('settings', valid_type=orm.Dict, default=lambda: orm.Dict({}),
-                   validator=_validator('settings', td3_settings_from),
+                   validator=settings_validator('settings', td3_settings_from),
                    help='TD3Settings fields (episodes, eval_every, batch_size, epsilon {start,end,episodes}, '
                    'reward {pretrain,final,switch}, model, ...); missing ones take their defaults.')  # fmt: skip
         spec.input('environment', valid_type=orm.Dict, default=lambda: orm.Dict({}),
-                   validator=_validator('environment', env_settings_from),
+                   validator=settings_validator('environment', env_settings_from),
                    help='RelaxationSettings fields (beta in Å, eps1 in eV/Å, max_steps, max_step and d_min '
                    'in Å, cutoff in Å, history).')  # fmt: skip
         spec.input('fmax', valid_type=orm.Float, default=lambda: orm.Float(0.1),
