@@ -12,15 +12,15 @@ It shares :class:`~aiida_rlpath.rl.algos.td3.TD3Settings`, the replay buffer, th
 
 from __future__ import annotations
 
-import copy
 import math
 import typing as t
 
 import numpy as np
 import torch
 
+from aiida_rlpath.rl.algos.td3 import OffPolicyAgent
 from aiida_rlpath.rl.buffers import Transition
-from aiida_rlpath.rl.models.tfn import ACTORS, CRITICS, collate, squash, squash_log_det
+from aiida_rlpath.rl.models.tfn import collate, squash, squash_log_det
 
 __all__ = ('SACAgent', 'log_prob')
 
@@ -43,40 +43,20 @@ class _Temperature(torch.nn.Module):
         self.log_alpha = torch.nn.Parameter(torch.tensor(math.log(alpha)))
 
 
-class SACAgent:
+class SACAgent(OffPolicyAgent):
     """Gaussian equivariant actor, twin critics with targets, learned temperature; weights from ``seed``."""
 
     MODULES = ('actor', 'critics', 'critic_targets', 'actor_optimizer', 'critic_optimizer', 'temperature',
                'alpha_optimizer')  # fmt: skip
 
     def __init__(self, n_vectors: int, settings, seed: int):
-        self.settings = settings
-        options = {'n_vectors': n_vectors, 'd_max': settings.d_max, **dict(settings.model_options)}
-        with torch.random.fork_rng():
-            torch.manual_seed(int(seed))
-            self.actor = ACTORS[settings.model](**options)
-            self.critics = torch.nn.ModuleList(CRITICS[settings.model](**options) for _ in range(2))
-        self.critic_targets = copy.deepcopy(self.critics)
-        self.critic_targets.requires_grad_(False)
-        step = [p for name, p in self.actor.named_parameters() if name == 'log_step']
-        rest = [p for name, p in self.actor.named_parameters() if name != 'log_step']
-        self.actor_optimizer = torch.optim.Adam(
-            [{'params': rest, 'lr': settings.actor_lr}, {'params': step, 'lr': settings.step_lr}]
-        )
-        self.critic_optimizer = torch.optim.Adam(self.critics.parameters(), lr=settings.critic_lr)
+        super().__init__(n_vectors, settings, seed)
         self.temperature = _Temperature(settings.init_alpha)
         self.alpha_optimizer = torch.optim.Adam(self.temperature.parameters(), lr=settings.alpha_lr)
-        self.generator = torch.Generator().manual_seed(int(seed) + 1)
-        self.updates = 0
 
     @property
     def alpha(self) -> torch.Tensor:
         return self.temperature.log_alpha.exp()
-
-    def act(self, graph) -> np.ndarray:
-        """The deterministic action: the capped mean step (N × 3, Å)."""
-        with torch.no_grad():
-            return self.actor(collate([graph])).double().numpy()
 
     def explore(self, graph, rng: np.random.Generator) -> np.ndarray:
         """A step sampled from the policy, its noise drawn from ``rng``."""
@@ -96,11 +76,7 @@ class SACAgent:
     def update(self, transitions: t.Sequence[Transition]) -> dict[str, float]:
         """One SAC update: both critics, the actor, the temperature, and the critic targets (Polyak)."""
         s = self.settings
-        states = collate([tr.state for tr in transitions])
-        next_states = collate([tr.next_state for tr in transitions])
-        actions = torch.as_tensor(np.concatenate([tr.action for tr in transitions]), dtype=torch.float32)
-        rewards = torch.tensor([tr.reward for tr in transitions], dtype=torch.float32)
-        done = torch.tensor([float(tr.done) for tr in transitions])
+        states, next_states, actions, rewards, done = self.batch(transitions)
         atoms = torch.bincount(states.node_graph, minlength=states.n_graphs).float()
         next_atoms = torch.bincount(next_states.node_graph, minlength=next_states.n_graphs).float()
         with torch.no_grad():
@@ -108,11 +84,7 @@ class SACAgent:
             next_q = torch.minimum(*(critic(next_states, next_action) for critic in self.critic_targets))
             # the entropy bonus per atom, so graphs of different sizes weigh alike
             target = rewards + s.gamma * (1 - done) * (next_q - self.alpha * next_logp / next_atoms)
-        q1, q2 = (critic(states, actions) for critic in self.critics)
-        critic_loss = torch.nn.functional.mse_loss(q1, target) + torch.nn.functional.mse_loss(q2, target)
-        self.critic_optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic_optimizer.step()
+        critic_loss, _ = self.critic_step(states, actions, target)
 
         action, logp = self._sample(states)
         q = torch.minimum(*(critic(states, action) for critic in self.critics))
@@ -124,16 +96,11 @@ class SACAgent:
         self.alpha_optimizer.zero_grad()
         alpha_loss.backward()
         self.alpha_optimizer.step()
-        with torch.no_grad():
-            for p, p_target in zip(self.critics.parameters(), self.critic_targets.parameters(), strict=True):
-                p_target.mul_(1 - s.tau).add_(s.tau * p)
+        self.polyak((self.critics, self.critic_targets))
         self.updates += 1
         return {
-            'critic_loss': float(critic_loss.detach()),
+            'critic_loss': float(critic_loss),
             'actor_loss': float(actor_loss.detach()),
             'alpha': float(self.alpha.detach()),
             'entropy_per_atom': float(-(logp.detach() / atoms).mean()),
         }
-
-    def state_dict(self) -> dict[str, t.Any]:
-        return {'architecture': self.actor.architecture, 'actor': self.actor.state_dict()}

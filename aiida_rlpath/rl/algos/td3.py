@@ -27,6 +27,7 @@ from aiida_rlpath.rl.buffers import GraphReplayBuffer, Transition
 from aiida_rlpath.rl.models.tfn import ACTORS, CRITICS, collate
 
 __all__ = (
+    'OffPolicyAgent',
     'TD3Agent',
     'TD3Settings',
     'TrainingState',
@@ -99,10 +100,10 @@ def state_noise(vectors: np.ndarray, rng: np.random.Generator, rotation_sd: floa
     return np.exp(rng.normal(0.0, scale_sd)) * vectors @ rotation.T
 
 
-class TD3Agent:
-    """Actor, twin critics, their targets and optimisers; weights initialised from ``seed``."""
-
-    MODULES = ('actor', 'critics', 'actor_target', 'critic_targets', 'actor_optimizer', 'critic_optimizer')
+class OffPolicyAgent:
+    """What TD3 and SAC share: actor and twin critics (weights from ``seed``), the critics' targets, the optimisers
+    (the actor's global step size log α, α in Å²/eV, at its own rate ``step_lr``), a seeded torch generator, and
+    the critic regression and Polyak averaging of an update."""
 
     def __init__(self, n_vectors: int, settings: TD3Settings, seed: int):
         self.settings = settings
@@ -111,12 +112,10 @@ class TD3Agent:
             torch.manual_seed(int(seed))
             self.actor = ACTORS[settings.model](**options)
             self.critics = torch.nn.ModuleList(CRITICS[settings.model](**options) for _ in range(2))
-        self.actor_target = copy.deepcopy(self.actor)
         self.critic_targets = copy.deepcopy(self.critics)
-        for module in (self.actor_target, self.critic_targets):
-            module.requires_grad_(False)
-        # the actor's global step size (log α, α in Å²/eV) learns faster than the network around it: it must
-        # travel from the cautious initial α over a few hundred updates, not tens of thousands
+        self.critic_targets.requires_grad_(False)
+        # the step size learns faster than the network around it: it must travel from the cautious initial α
+        # over a few hundred updates, not tens of thousands
         step = [p for name, p in self.actor.named_parameters() if name == 'log_step']
         rest = [p for name, p in self.actor.named_parameters() if name != 'log_step']
         self.actor_optimizer = torch.optim.Adam(
@@ -130,6 +129,48 @@ class TD3Agent:
         """The deterministic action (N × 3 displacements, Å) for one crystal graph."""
         with torch.no_grad():
             return self.actor(collate([graph])).double().numpy()
+
+    @staticmethod
+    def batch(transitions: t.Sequence[Transition]):
+        """States and next states (graph batches), actions (Å), rewards and done flags of a batch as tensors."""
+        states = collate([tr.state for tr in transitions])
+        next_states = collate([tr.next_state for tr in transitions])
+        actions = torch.as_tensor(np.concatenate([tr.action for tr in transitions]), dtype=torch.float32)
+        rewards = torch.tensor([tr.reward for tr in transitions], dtype=torch.float32)
+        done = torch.tensor([float(tr.done) for tr in transitions])
+        return states, next_states, actions, rewards, done
+
+    def critic_step(self, states, actions, target) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step of both critics towards ``target``; returns the loss and the first critic's Q."""
+        q1, q2 = (critic(states, actions) for critic in self.critics)
+        critic_loss = torch.nn.functional.mse_loss(q1, target) + torch.nn.functional.mse_loss(q2, target)
+        self.critic_optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic_optimizer.step()
+        return critic_loss.detach(), q1.detach()
+
+    def polyak(self, *pairs) -> None:
+        """Move each target module towards its online twin by τ."""
+        tau = self.settings.tau
+        with torch.no_grad():
+            for online, target_net in pairs:
+                for p, p_target in zip(online.parameters(), target_net.parameters(), strict=True):
+                    p_target.mul_(1 - tau).add_(tau * p)
+
+    def state_dict(self) -> dict[str, t.Any]:
+        """The actor's checkpoint payload: ``architecture`` and ``actor`` (its state dict)."""
+        return {'architecture': self.actor.architecture, 'actor': self.actor.state_dict()}
+
+
+class TD3Agent(OffPolicyAgent):
+    """TD3: the shared actor and twin critics plus an actor target; weights initialised from ``seed``."""
+
+    MODULES = ('actor', 'critics', 'actor_target', 'critic_targets', 'actor_optimizer', 'critic_optimizer')
+
+    def __init__(self, n_vectors: int, settings: TD3Settings, seed: int):
+        super().__init__(n_vectors, settings, seed)
+        self.actor_target = copy.deepcopy(self.actor)
+        self.actor_target.requires_grad_(False)
 
     def explore(self, graph, rng: np.random.Generator) -> np.ndarray:
         """The exploring action: the actor's move for the state with its vectors rotated and rescaled."""
@@ -147,49 +188,28 @@ class TD3Agent:
     def update(self, transitions: t.Sequence[Transition]) -> dict[str, float]:
         """One TD3 update on a batch: both critics, and every ``policy_delay`` updates the actor and targets."""
         s = self.settings
-        states = collate([tr.state for tr in transitions])
-        next_states = collate([tr.next_state for tr in transitions])
-        actions = torch.as_tensor(np.concatenate([tr.action for tr in transitions]), dtype=torch.float32)
-        rewards = torch.tensor([tr.reward for tr in transitions], dtype=torch.float32)
-        done = torch.tensor([float(tr.done) for tr in transitions])
+        states, next_states, actions, rewards, done = self.batch(transitions)
         with torch.no_grad():
             next_action = self._smoothed_target_action(next_states)
             next_q = torch.minimum(*(critic(next_states, next_action) for critic in self.critic_targets))
             target = rewards + s.gamma * (1 - done) * next_q
-        q1, q2 = (critic(states, actions) for critic in self.critics)
-        critic_loss = torch.nn.functional.mse_loss(q1, target) + torch.nn.functional.mse_loss(q2, target)
-        self.critic_optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic_optimizer.step()
-        info = {'critic_loss': float(critic_loss.detach()), 'q': float(q1.detach().mean())}
+        critic_loss, q = self.critic_step(states, actions, target)
+        info = {'critic_loss': float(critic_loss), 'q': float(q.mean())}
         self.updates += 1
         if self.updates % s.policy_delay == 0:
             actor_loss = -self.critics[0](states, self.actor(states)).mean()
             self.actor_optimizer.zero_grad()
             actor_loss.backward()
             self.actor_optimizer.step()
-            with torch.no_grad():
-                pairs = [(self.actor, self.actor_target), (self.critics, self.critic_targets)]
-                for online, target_net in pairs:
-                    for p, p_target in zip(online.parameters(), target_net.parameters(), strict=True):
-                        p_target.mul_(1 - s.tau).add_(s.tau * p)
+            self.polyak((self.actor, self.actor_target), (self.critics, self.critic_targets))
             info['actor_loss'] = float(actor_loss.detach())
         return info
-
-    def state_dict(self) -> dict[str, t.Any]:
-        return {'architecture': self.actor.architecture, 'actor': self.actor.state_dict()}
 
 
 def save_checkpoint(agent_or_payload, path_or_file) -> None:
     """Write the actor (architecture and state dict) so :func:`aiida_rlpath.rl.optimizer.load_actor` reads it."""
     payload = agent_or_payload if isinstance(agent_or_payload, dict) else agent_or_payload.state_dict()
     torch.save(payload, path_or_file)
-
-
-def checkpoint_bytes(payload: dict[str, t.Any]) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    return buffer.getvalue()
 
 
 def evaluate(actor, env: RelaxationEnv, seeds: t.Sequence[int], fmax: float, max_steps: int) -> dict[str, t.Any]:
