@@ -7,7 +7,6 @@ Lengths in Å, energies in eV, forces in eV/Å.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 
 from aiida import orm
@@ -56,13 +55,6 @@ def td3_settings_from(node: orm.Dict | dict):
     return settings
 
 
-def td3_settings_dict(settings) -> dict:
-    """The JSON form :func:`td3_settings_from` reads."""
-    data = dataclasses.asdict(settings)
-    data['model_options'] = dict(settings.model_options)
-    return data
-
-
 def env_settings_from(node: orm.Dict | dict):
     """:class:`~aiida_rlpath.envs.relaxation.RelaxationSettings` from a Dict (``hybrid_weights`` as a dict)."""
     from aiida_rlpath.envs.relaxation import RelaxationSettings
@@ -71,12 +63,6 @@ def env_settings_from(node: orm.Dict | dict):
     if 'hybrid_weights' in data:
         data['hybrid_weights'] = tuple(sorted(dict(data['hybrid_weights']).items()))
     return RelaxationSettings(**data)
-
-
-def env_settings_dict(settings) -> dict:
-    data = dataclasses.asdict(settings)
-    data['hybrid_weights'] = dict(settings.hybrid_weights)
-    return data
 
 
 @calcfunction

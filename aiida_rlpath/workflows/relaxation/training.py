@@ -79,7 +79,7 @@ class RelaxTrainingWorkChain(WorkChain):
     def setup(self):
         settings = td3_settings_from(self.inputs.settings)
         self.ctx.episodes, self.ctx.eval_every = settings.episodes, settings.eval_every
-        self.ctx.round, self.ctx.state, self.ctx.records, self.ctx.checkpoints, self.ctx.metrics = 0, None, [], [], []
+        self.ctx.round, self.ctx.state, self.ctx.checkpoints, self.ctx.metrics = 0, None, [], []
         overlap = set(self.inputs.validation_sizes.get_list()) - set(VALIDATION_SIZES)
         note = f' (not in the benchmark validation sizes: {sorted(overlap)})' if overlap else ''
         self.report(
@@ -100,7 +100,7 @@ class RelaxTrainingWorkChain(WorkChain):
         self.report(f'{len(train)} training and {len(valid)} validation reference minima')
 
     def rounds_left(self):
-        return self.ctx.round == 0 or self.ctx.records[-1]['episode'] < self.ctx.episodes
+        return self.ctx.round == 0 or self.ctx.metrics[-1]['episode'] < self.ctx.episodes
 
     def run_round(self):
         index = self.ctx.round
@@ -111,7 +111,6 @@ class RelaxTrainingWorkChain(WorkChain):
         )  # fmt: skip
         self.ctx.state = outputs['state']
         record = outputs['metrics'].get_dict()
-        self.ctx.records = [*self.ctx.records, record]
         self.ctx.checkpoints = [*self.ctx.checkpoints, outputs['checkpoint']]
         self.ctx.metrics = [*self.ctx.metrics, outputs['metrics']]
         evaluation = record['evaluation']
@@ -123,7 +122,6 @@ class RelaxTrainingWorkChain(WorkChain):
         self.ctx.round += 1
 
     def results(self):
-        records = self.ctx.records
         rounds = {f'round_{i:02d}': node for i, node in enumerate(self.ctx.metrics)}
         metrics = call_once(self, 'metrics', collect_training_metrics, **rounds)
         best = metrics['best_round']
@@ -131,6 +129,6 @@ class RelaxTrainingWorkChain(WorkChain):
         self.out('best_checkpoint', self.ctx.checkpoints[best])
         self.out('metrics', metrics)
         self.report(f'best round {best}: checkpoint <{self.ctx.checkpoints[best].pk}>')
-        if not records[-1]['evaluation']['converged_fraction']:
+        if not self.ctx.metrics[-1]['evaluation']['converged_fraction']:
             return self.exit_codes.ERROR_NOT_CONVERGING
         return None
