@@ -18,14 +18,17 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from aiida_rlpath.envs.relaxation import force_call_table, read_structures
 from aiida_rlpath.physics.relax import relax
+from aiida_rlpath.rl.models.tfn import TFNActor
 from aiida_rlpath.rl.optimizer import RLOptimizer, load_actor
 from aiida_rlpath.systems.alfe import ALFE_PES, VALIDATION_SIZES, distort, reference_minimum, reference_set, write_cifs
 
@@ -44,6 +47,8 @@ def main(argv=None) -> dict:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--write-validation', action='store_true', help='first write the validation set into DIR')
     parser.add_argument('--per-size', type=int, default=2, help='structures per N for --write-validation')
+    parser.add_argument('--steepest-descent', type=float, nargs='*', default=[], metavar='ALPHA',
+                        help='also steepest descent d = α·F for each α (Å²/eV), as methods sd_α')  # fmt: skip
     args = parser.parse_args(argv)
 
     if args.write_validation:
@@ -53,6 +58,11 @@ def main(argv=None) -> dict:
     structures = read_structures([args.structures])
     actor = load_actor(str(args.checkpoint))
     methods = {'rl': functools.partial(RLOptimizer, actor=actor), **CLASSICAL}
+    for alpha in args.steepest_descent:  # the untrained actor is exactly this step: its output layer is zero
+        descent = TFNActor()
+        with torch.no_grad():
+            descent.log_step.fill_(math.log(alpha))
+        methods[f'sd_{alpha:g}'] = functools.partial(RLOptimizer, actor=descent)
     calc = ALFE_PES.calculator()
     results: list[dict] = []
     t0 = time.perf_counter()
