@@ -108,3 +108,20 @@ def test_relax_benchmark_example_under_verdi_run(aiida_profile):
     node = load_node(int(match.group(1)))
     relaxations = [c for c in node.called if c.process_label == 'relax_structure']
     assert len(relaxations) == 5 and all(c.outputs.result['converged'] for c in relaxations)
+
+
+def test_crystal_design_example_under_verdi_run(aiida_profile):
+    stdout = _verdi_run(aiida_profile, 'crystal_design.py', '--episodes', '4', '--episodes-per-round', '2',
+                        '--prototypes', 'rocksalt', '--vocabulary', 'Li,Na,F,Cl', '--seed', '1')  # fmt: skip
+    match = re.search(r'CrystalDesignWorkChain<(\d+)> exit status 0', stdout)
+    assert match, stdout
+    best = re.search(r'best: (\w+) \(rocksalt\) (\d+\.\d+), reward (\d\.\d+); (\d+) evaluations, (\d+) cache hits',
+                     stdout)  # fmt: skip
+    assert best, stdout
+    assert best.group(1) in {'LiF', 'LiCl', 'NaF', 'NaCl'} and 1.0 < float(best.group(2)) < 3.5
+    assert int(best.group(4)) + int(best.group(5)) == 4
+
+    from aiida.orm import load_node
+
+    node = load_node(int(match.group(1)))
+    assert len([c for c in node.called if c.process_label == 'design_update']) == 2

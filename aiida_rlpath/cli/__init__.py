@@ -21,6 +21,7 @@ def cmd_root():
     """aiida-rlpath: RL discovery of rare-event atomistic pathways with full AiiDA provenance."""
 
 
+from .crystal import cmd_crystal  # noqa: E402
 from .demo import cmd_demo  # noqa: E402
 from .langevin import cmd_langevin  # noqa: E402
 from .realize import cmd_realize  # noqa: E402
@@ -28,6 +29,7 @@ from .relax import cmd_relax  # noqa: E402
 from .setup import cmd_setup  # noqa: E402
 from .status import cmd_status  # noqa: E402
 
+cmd_root.add_command(cmd_crystal)
 cmd_root.add_command(cmd_demo)
 cmd_root.add_command(cmd_langevin)
 cmd_root.add_command(cmd_realize)
