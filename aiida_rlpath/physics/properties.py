@@ -34,6 +34,7 @@ __all__ = (
     'bulk_modulus',
     'chgnet_model',
     'evaluate_property',
+    'reject_unknown_keys',
     'relax',
     'supercell_matrix',
 )
@@ -97,10 +98,7 @@ class PropertySettings:
     def from_dict(cls, values: t.Mapping[str, t.Any] | None) -> PropertySettings:
         """Settings from a mapping; an unknown key is a ``ValueError`` that names it."""
         values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f'unknown property settings {unknown}; known: {sorted(known)}')
+        reject_unknown_keys(values, sorted(f.name for f in dataclasses.fields(cls)), 'property settings')
         return cls(**values)
 
 
@@ -130,6 +128,14 @@ class PropertyResult:
         out['value'] = None if not np.isfinite(self.value) else float(self.value)
         out['energy_per_atom'] = None if not np.isfinite(self.energy_per_atom) else float(self.energy_per_atom)
         return out
+
+
+def reject_unknown_keys(values: t.Mapping[str, t.Any], known: t.Sequence[str], what: str):
+    """Raise a ``ValueError`` naming the keys of ``values`` not in ``known`` (and listing ``known``); ``what``
+    names the settings in the message (e.g. ``property settings``)."""
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f'unknown {what} {unknown}; known: {list(known)}')
 
 
 class _Failure(Exception):

@@ -17,6 +17,7 @@ from aiida.engine import ExitCode, calcfunction
 
 from aiida_rlpath.calculations.functions.realize import json_safe
 from aiida_rlpath.data.policy import PolicyCheckpointData
+from aiida_rlpath.physics.properties import reject_unknown_keys
 
 __all__ = (
     'EVALUATE_IDENTIFIER',
@@ -42,9 +43,7 @@ def environment_from(node: orm.Dict | dict) -> dict:
     ``oxidation_states``: ``icsd`` or ``common``) with
     defaults; unknown keys are a ``ValueError`` that names them."""
     values = dict(node.get_dict() if isinstance(node, orm.Dict) else node)
-    unknown = sorted(set(values) - set(ENVIRONMENT_KEYS))
-    if unknown:
-        raise ValueError(f'unknown environment options {unknown}; known: {list(ENVIRONMENT_KEYS)}')
+    reject_unknown_keys(values, ENVIRONMENT_KEYS, 'environment options')
     values.setdefault('prototypes', ['rocksalt'])
     values.setdefault('vocabulary', 'small')
     values.setdefault('charge_balance', True)

@@ -25,6 +25,7 @@ import typing as t
 import numpy as np
 import torch
 
+from aiida_rlpath.physics.properties import reject_unknown_keys
 from aiida_rlpath.rl.algos.dqn import DQN, DQNSettings, Transition
 from aiida_rlpath.rl.algos.ppo import PPOSettings, Step, ppo_update
 from aiida_rlpath.rl.models.design import DesignGNN, collate_design
@@ -84,10 +85,7 @@ class DesignSettings:
     def from_dict(cls, values: t.Mapping[str, t.Any] | None) -> DesignSettings:
         """Settings from a (JSON) mapping; unknown keys are a ``ValueError`` that names them."""
         values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f'unknown design settings {unknown}; known: {sorted(known)}')
+        reject_unknown_keys(values, sorted(f.name for f in dataclasses.fields(cls)), 'design settings')
         try:
             return cls(**values)
         except TypeError as exception:
