@@ -53,3 +53,13 @@ def lmp_code(aiida_profile, tmp_path_factory):
     from aiida.orm import load_code
 
     return load_code(report.code)
+
+
+@pytest.fixture(scope='session')
+def water_glass():
+    """MAP start: a 72-atom melt-quenched glass with one H2O, relaxed on ReaxFF (about 20 s; shared by the MAP
+    test modules). Returns (atoms, water indices, build metadata)."""
+    from aiida_rlpath.systems.silica import MeltQuench, build_water_in_glass
+
+    schedule = MeltQuench(melt_steps=5000, quench_steps=20_000, settle_steps=200, minimize_steps=200)
+    return build_water_in_glass(seed=4, units=24, schedule=schedule)

@@ -1,10 +1,11 @@
-"""Matplotlib figures (PNG files): REALIZE training dynamics and barrier distributions; LJ7 Langevin paths."""
+"""Matplotlib figures (PNG files): REALIZE training dynamics and barrier distributions; LJ7 Langevin paths; MAP
+training and pathways."""
 
 from __future__ import annotations
 
 import pathlib
 
-__all__ = ('plot_barriers', 'plot_langevin_paths', 'plot_training')
+__all__ = ('plot_barriers', 'plot_langevin_paths', 'plot_map_pathway', 'plot_map_training', 'plot_training')
 
 
 def _pyplot():
@@ -83,6 +84,74 @@ def plot_langevin_paths(
     axes.set(xlabel='μ2', ylabel='μ3', title=title, xlim=(landscape.mu2[0], landscape.mu2[-1]),
              ylim=(landscape.mu3[0], landscape.mu3[-1]))  # fmt: skip
     axes.legend(fontsize='small', loc='upper left')
+    path = pathlib.Path(path)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_map_pathway(
+    energies: list[float], x: list[float], nebs: list[dict], path: str | pathlib.Path, title: str = ''
+) -> pathlib.Path:
+    """A MAP episode's energy profile before and after piecewise NEB (eV, relative to the start) against the
+    action step, with the water O's x (Å) beside it, to ``path``.
+
+    ``nebs``: per segment ``start``, ``end`` (frames), ``energies`` (the band's image energies, eV) and ``barrier``.
+    Each band is drawn over its segment's steps, shifted so that it starts at the trajectory's start energy
+    of that segment plus the relaxation of the end point (its own first image).
+    """
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(
+        1, 2, figsize=(10, 3.8), constrained_layout=True, gridspec_kw={'width_ratios': [2, 1]}
+    )
+    base = energies[0]
+    steps = list(range(len(energies)))
+    left.plot(steps, [e - base for e in energies], 'o-', color='tab:blue', label='trajectory (tethered relaxations)')
+    for n, neb in enumerate(nebs):
+        band = neb.get('energies') or []
+        if not band:
+            continue
+        positions = [neb['start'] + (neb['end'] - neb['start']) * k / (len(band) - 1) for k in range(len(band))]
+        left.plot(
+            positions, [e - base for e in band], 's--', color='tab:red', label='piecewise NEB' if n == 0 else None
+        )
+        peak = max(range(len(band)), key=lambda k: band[k])
+        if neb.get('barrier') is not None:
+            left.annotate(
+                f'{neb["barrier"]:.2f} eV',
+                (positions[peak], band[peak] - base),
+                textcoords='offset points',
+                xytext=(0, 6),
+                ha='center',
+                fontsize='small',
+                color='tab:red',
+            )
+    left.set(xlabel='action step', ylabel='energy − start (eV)', title=title or 'energy profile')
+    left.legend(fontsize='small')
+    right.plot(steps, [v - x[0] for v in x], 'o-', color='tab:green')
+    right.set(xlabel='action step', ylabel='water O Δx (Å)', title='progress along +x')
+    path = pathlib.Path(path)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_map_training(rounds: list[dict], path: str | pathlib.Path) -> pathlib.Path:
+    """Per round: the actors' episode progress along +x (Å, each episode a dot, the mean a line) and the learner's
+    loss, to ``path``."""
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
+    for row in rounds:
+        progress = row.get('progress') or []
+        left.plot([row['round']] * len(progress), progress, '.', color='grey')
+    means = [sum(r['progress']) / len(r['progress']) if r.get('progress') else float('nan') for r in rounds]
+    left.plot([r['round'] for r in rounds], means, 'o-', label='mean')
+    left.set(xlabel='round', ylabel='episode Δx (Å)', title='actor progress along +x')
+    left.legend(fontsize='small')
+    right.plot(
+        [r['round'] for r in rounds], [float('nan') if r.get('loss') is None else r['loss'] for r in rounds], 'o-'
+    )
+    right.set(xlabel='round', ylabel='loss', title='learner (importance-weighted Huber)', yscale='log')
     path = pathlib.Path(path)
     figure.savefig(path, dpi=120)
     plt.close(figure)

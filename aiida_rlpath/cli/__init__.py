@@ -24,6 +24,7 @@ def cmd_root():
 from .crystal import cmd_crystal  # noqa: E402
 from .demo import cmd_demo  # noqa: E402
 from .langevin import cmd_langevin  # noqa: E402
+from .map import cmd_map  # noqa: E402
 from .realize import cmd_realize  # noqa: E402
 from .relax import cmd_relax  # noqa: E402
 from .setup import cmd_setup  # noqa: E402
@@ -32,6 +33,7 @@ from .status import cmd_status  # noqa: E402
 cmd_root.add_command(cmd_crystal)
 cmd_root.add_command(cmd_demo)
 cmd_root.add_command(cmd_langevin)
+cmd_root.add_command(cmd_map)
 cmd_root.add_command(cmd_realize)
 cmd_root.add_command(cmd_relax)
 cmd_root.add_command(cmd_setup)

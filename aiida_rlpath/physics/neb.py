@@ -18,7 +18,7 @@ from ase.mep import NEB
 from .pes import PESSpec, as_calculator
 from .relax import count_force_calls
 
-__all__ = ('BarrierResult', 'NEBResult', 'barrier', 'interpolated_profile', 'neb')
+__all__ = ('BarrierResult', 'NEBResult', 'SegmentNEB', 'barrier', 'interpolated_profile', 'neb', 'segment_neb')
 
 
 @dataclasses.dataclass
@@ -249,3 +249,87 @@ def barrier(
         if path.energies and path.forward_barrier < full.forward_barrier:
             return BarrierResult(path.forward_barrier, 'interpolation-bound', loose.forward_barrier, calls, False, path)
     return BarrierResult(full.forward_barrier, 'ci-neb', loose.forward_barrier, calls, full.converged, full)
+
+
+@dataclasses.dataclass
+class SegmentNEB:
+    """One minimum–maximum–minimum piece of a trajectory refined by NEB (:func:`segment_neb`).
+
+    :param start, end: frame indices of the piece's end points along the trajectory.
+    :param profile_barrier: the trajectory's own barrier over the piece (max − start energy), eV.
+    :param barrier: the NEB forward barrier between the relaxed end points, eV (``nan`` if the band failed).
+    :param start_energy, end_energy: energies of the relaxed end points, eV.
+    :param merged: the end points relaxed into one basin (the watched atom within 0.3 Å): no real hop.
+    :param neb: the band (:class:`NEBResult`); ``force_calls``: end-point relaxations and band together.
+    """
+
+    start: int
+    end: int
+    profile_barrier: float
+    barrier: float
+    start_energy: float
+    end_energy: float
+    merged: bool
+    neb: NEBResult
+    force_calls: int
+
+
+def _resample_band(path: list[Atoms], count: int) -> list[Atoms]:
+    """``count`` images evenly spaced in frame index along ``path`` (positions blended linearly between frames)."""
+    stops = np.linspace(0.0, len(path) - 1, count)
+    band = []
+    for stop in stops:
+        left = min(int(np.floor(stop)), len(path) - 2)
+        fraction = stop - left
+        image = path[0].copy()
+        image.set_positions(
+            (1 - fraction) * path[left].positions + fraction * path[left + 1].positions, apply_constraint=False
+        )
+        band.append(image)
+    return band
+
+
+def segment_neb(
+    frames: list[Atoms],
+    start: int,
+    end: int,
+    profile_energies: t.Sequence[float],
+    pes: PESSpec | Calculator,
+    watch: int | None = None,
+    n_images: int = 5,
+    fmax: float = 0.1,
+    max_steps: int = 150,
+    end_fmax: float = 0.05,
+    end_steps: int = 100,
+) -> SegmentNEB:
+    """Refine the piece ``start``..``end`` of a trajectory (``frames``, positions continuous in Å) by CI-NEB.
+
+    The two end frames are relaxed on ``pes`` (``end_fmax`` eV/Å, ``end_steps`` FIRE steps: they were minima of a
+    biased surface, e.g. with a tether), the band starts from the trajectory's own frames between them, resampled
+    to ``n_images`` interior images, and the NEB runs to ``fmax`` eV/Å in ``max_steps`` FIRE steps.
+    ``watch`` (an atom index, e.g. the water's O) decides whether the relaxed end points merged.
+    """
+    from .relax import relax
+
+    if not 0 <= start < end < len(frames):
+        raise ValueError(f'segment {start}..{end} is not inside a trajectory of {len(frames)} frames')
+    calc = as_calculator(pes, frames[start])
+    first = relax(frames[start], calc, end_fmax, end_steps)
+    last = relax(frames[end], calc, end_fmax, end_steps)
+    path = [first.atoms, *[frame.copy() for frame in frames[start + 1 : end]], last.atoms]
+    band = _resample_band(path, n_images + 2)
+    result = neb(first.atoms, last.atoms, calc, n_images=n_images, fmax=fmax, max_steps=max_steps, start_band=band)
+    values = np.asarray(profile_energies, dtype=float)[start : end + 1]
+    atom = watch if watch is not None else 0
+    merged = bool(np.linalg.norm(first.atoms.positions[atom] - last.atoms.positions[atom]) < 0.3)
+    return SegmentNEB(
+        start=start,
+        end=end,
+        profile_barrier=float(values.max() - values[0]),
+        barrier=float(result.forward_barrier),
+        start_energy=float(first.energy),
+        end_energy=float(last.energy),
+        merged=merged,
+        neb=result,
+        force_calls=first.force_calls + last.force_calls + result.force_calls,
+    )

@@ -16,7 +16,14 @@ from ase import Atoms
 from aiida_rlpath.physics.md import lammps_md
 from aiida_rlpath.physics.pes import DEFAULT_OXIDATION_PES, MASSES, PESSpec
 
-__all__ = ('MeltQuench', 'SilicaGlass', 'build_silica_glass', 'insert_h2o', 'silica_units_for_box')
+__all__ = (
+    'MeltQuench',
+    'SilicaGlass',
+    'build_silica_glass',
+    'build_water_in_glass',
+    'insert_h2o',
+    'silica_units_for_box',
+)
 
 AMU_PER_A3_IN_G_PER_CM3 = 1.66053907
 SIO2_MASS = MASSES['Si'] + 2 * MASSES['O']
@@ -113,3 +120,38 @@ def insert_h2o(atoms: Atoms, seed: int, candidates: int = 2000) -> tuple[Atoms, 
     q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
     water = Atoms('OH2', positions=(local - local.mean(axis=0)) @ q.T + centre)
     return atoms + water, [n, n + 1, n + 2]
+
+
+def build_water_in_glass(
+    seed: int,
+    units: int = 24,
+    density: float = 2.2,
+    pes: PESSpec = DEFAULT_OXIDATION_PES,
+    schedule: MeltQuench | None = None,
+    fmax: float = 0.05,
+    relax_steps: int = 500,
+) -> tuple[Atoms, list[int], dict]:
+    """The MAP start: a melt-quenched glass of ``units`` SiO2 units (default 24: 72 atoms, a 10.3 Å box at 2.2
+    g/cm³) with one H2O in its largest void, relaxed on ``pes`` to ``fmax`` eV/Å (FIRE, ``relax_steps`` at most).
+
+    Returns the atoms (water last), the water's indices (O, H, H) and what was measured (density, four-fold Si
+    fraction, relaxed energy in eV, residual force, box length in Å). The paper's size is ``units=624``
+    (1,872 atoms in 30.48 Å): hours of ReaxFF per step on two cores, so a protocol for clusters.
+    """
+    from aiida_rlpath.physics.relax import relax
+
+    glass = build_silica_glass(seed, units, density, pes, schedule)
+    atoms, water = insert_h2o(glass.atoms, seed + 1)
+    relaxed = relax(atoms, pes, fmax=fmax, max_steps=relax_steps)
+    if relaxed.error is not None or not np.isfinite(relaxed.energy):
+        raise RuntimeError(f'glass with water did not relax: {relaxed.error}')
+    metadata = {
+        'density': glass.density,
+        'fourfold_si_fraction': glass.fourfold_si_fraction,
+        'energy': relaxed.energy,
+        'fmax': relaxed.fmax,
+        'box': float(atoms.cell.lengths()[0]),
+        'atoms': len(atoms),
+        'seed': seed,
+    }
+    return relaxed.atoms, water, metadata
