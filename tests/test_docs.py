@@ -24,3 +24,4 @@ def test_docs_build_without_warnings(tmp_path):
     assert 'aiida-rlpath realize launch' in cli_page and 'aiida-rlpath realize restart' in cli_page
     assert 'aiida-rlpath demo' in cli_page
     assert 'aiida-rlpath relax train' in cli_page and 'aiida-rlpath relax benchmark' in cli_page
+    assert 'aiida-rlpath map launch' in cli_page and 'aiida-rlpath map report' in cli_page

@@ -125,3 +125,19 @@ def test_crystal_design_example_under_verdi_run(aiida_profile):
 
     node = load_node(int(match.group(1)))
     assert len([c for c in node.called if c.process_label == 'design_update']) == 2
+
+
+def test_map_example_under_verdi_run(aiida_profile):
+    stdout = _verdi_run(aiida_profile, 'map_training.py', '--rounds', '1', '--steps', '3', '--max-steps', '3',
+                        '--seed', '1')  # fmt: skip
+    match = re.search(r'MapTrainingWorkChain<(\d+)> exit status 0', stdout)
+    assert match, stdout
+    assert re.search(r'round 0: mean progress [+-]\d+\.\d+ Å', stdout)
+    assert re.search(r'episode round 0 actor \d: progress .* tau = \S+ s', stdout)
+
+    from aiida.orm import load_node
+
+    node = load_node(int(match.group(1)))
+    labels = {link.link_label for link in node.base.links.get_outgoing().all()}
+    assert {'system', 'round_00_actor_00', 'round_00_actor_01', 'learner_00', 'pathway_00', 'summary'} <= labels
+    assert node.outputs.system['atoms'] == 75
