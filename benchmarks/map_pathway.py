@@ -51,6 +51,7 @@ def run(args) -> dict:
 
     config = get_config(create=True)
     create_profile(config, name='bench', email='bench@localhost', storage_backend='core.sqlite_dos', storage_config={})
+    config.set_option('runner.poll.interval', 1, scope='bench')  # the default 60 s would idle between steps
     config.store()
     load_profile('bench', allow_switch=True)
 
@@ -69,6 +70,9 @@ def run(args) -> dict:
         raise SystemExit(f'the training <{node.pk}> failed: exit {node.exit_status} {node.exit_message}')
     data = report_data(node)
     episode = data['episodes'][0]
+    base = episode['energies'][0]
+    print('profile (eV, relative to the start):', ' '.join(f'{e - base:+.3f}' for e in episode['energies']))
+    print('water O x (Å):', ' '.join(f'{x:.2f}' for x in episode['x']))
     for n, segment in enumerate(episode['segments']):
         print(f'segment {n}: frames {segment["start"]}..{segment["end"]}, trajectory barrier '
               f'{segment["profile_barrier"]:.3f} eV, NEB barrier {segment["barrier"]:.3f} eV, converged '

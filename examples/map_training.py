@@ -46,4 +46,4 @@ else:
         for e in summary['episodes']:
             barriers = ', '.join(f'{b:.3f}' for b in e['barriers_eV']) or 'none'
             print(f'episode round {e["round"]} actor {e["actor"]}: progress {e["progress"]:+.2f} Å, '
-                  f'barriers [{barriers}] eV, tau = {e["tau_s"]:.4g} s')  # fmt: skip
+                  f'barriers [{barriers}] eV, tau = {e["tau_s"]} s')  # fmt: skip

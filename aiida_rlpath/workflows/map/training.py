@@ -7,7 +7,8 @@ silica glass by distributed prioritized-replay DQN (Ape-X), every actor round, l
    ε from the ladder and returns its experiences (n-step transitions with initial priorities) as an array node;
    then ``learner_RR``: the learner's calculation node (prioritized updates) giving the next checkpoint;
 3. ``pathway_NN``: :class:`~aiida_rlpath.workflows.map.pathway.MapPathwayWorkChain` on the ``analyse`` complete
-   episodes that went farthest along +x (piecewise NEB, τ); the episodes are ranked by τ in ``summary``.
+   episodes with the highest return (sum of rewards: progress along +x, low energy; piecewise NEB, τ); the
+   episodes are ranked by τ in ``summary`` (τ undefined, ``None``, for a profile without a barrier).
 
 The same inputs and seed give the same actor experiences and learner weights as
 :func:`aiida_rlpath.rl.algos.apex_dqn.train` (a test asserts it).
@@ -18,14 +19,17 @@ from __future__ import annotations
 import dataclasses
 
 from aiida import orm
-from aiida.engine import ToContext, WorkChain, while_
+from aiida.engine import ToContext, WorkChain, if_, while_
 
 from aiida_rlpath.calculations.functions.map import (
+    GLASS_FILENAME,
     initial_q_checkpoint,
     map_actor_round,
     map_learner_step,
+    map_melt_quench_inputs,
     map_summary,
     map_system,
+    map_system_from_glass,
     validate_system_parameters,
 )
 from aiida_rlpath.data.policy import PolicyCheckpointData
@@ -201,11 +205,25 @@ class MapTrainingWorkChain(WorkChain):
             'analyse',
             valid_type=orm.Int,
             default=lambda: orm.Int(1),
-            help='How many of the farthest-reaching complete episodes get piecewise NEB and τ.',
+            help='How many of the highest-return complete episodes get piecewise NEB and τ.',
         )
         spec.expose_inputs(MapPathwayWorkChain, include=('neb', 'prominence', 'temperature'))
         spec.inputs.validator = _validate_inputs
+        spec.input(
+            'code',
+            valid_type=orm.AbstractCode,
+            required=False,
+            help='A LAMMPS code (e.g. `lmp@localhost` from `aiida-rlpath setup`): the glass is then '
+            'melt-quenched by an aiida-lammps `lammps.raw` CalcJob, so its MD is a calculation of its own.',
+        )
+        spec.input(
+            'options',
+            valid_type=orm.Dict,
+            required=False,
+            help='metadata.options of that CalcJob (resources, max_wallclock_seconds, ...).',
+        )
         spec.outline(
+            if_(cls.melt_quench_as_calcjob)(cls.run_melt_quench, cls.finish_melt_quench),
             cls.setup,
             while_(cls.rounds_left)(cls.run_actors, cls.run_learner),
             cls.run_pathways,
@@ -216,15 +234,45 @@ class MapTrainingWorkChain(WorkChain):
         spec.output('checkpoint', valid_type=PolicyCheckpointData, help='The last Q-network.')
         spec.output('summary', valid_type=orm.Dict, help='Per-round metrics and the episodes ranked by τ.')
         spec.exit_code(410, 'ERROR_ACTOR_FAILED', message='actor {label} failed')
+        spec.exit_code(412, 'ERROR_MELT_QUENCH_FAILED', message='the melt-quench CalcJob failed: {message}')
         spec.exit_code(411, 'ERROR_PATHWAY_FAILED', message='pathway analysis {label} failed')
+
+    def melt_quench_as_calcjob(self):
+        return 'structure' not in self.inputs and 'code' in self.inputs
+
+    def run_melt_quench(self):
+        from aiida.plugins import CalculationFactory
+
+        files = call_once(self, 'melt_quench_inputs', map_melt_quench_inputs, self.inputs.build)
+        options = {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1}, 'withmpi': False}
+        if 'options' in self.inputs:
+            options.update(self.inputs.options.get_dict())
+        node = self.submit(
+            CalculationFactory('lammps.raw'), code=self.inputs.code, script=files['script'],
+            files={'structure': files['structure'], 'potential': files['potential']},
+            settings=orm.Dict({'additional_retrieve_list': [GLASS_FILENAME]}),
+            metadata={'options': options, 'call_link_label': 'melt_quench', 'label': 'MAP glass melt-quench'},
+        )  # fmt: skip
+        self.report(f'melt-quench submitted as lammps.raw CalcJob <{node.pk}>')
+        return ToContext(melt_quench=node)
+
+    def finish_melt_quench(self):
+        node = self.ctx.melt_quench
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_MELT_QUENCH_FAILED.format(message=f'<{node.pk}> exit {node.exit_status}')
+        built = call_once(self, 'system', map_system_from_glass, node.outputs.retrieved, self.inputs.build,
+                          self.inputs.pes)  # fmt: skip
+        self.ctx.structure, self.ctx.system = built['structure'], built['system']
+        return None
 
     def setup(self):
         if 'structure' in self.inputs:
             self.ctx.structure, self.ctx.system = self.inputs.structure, self.inputs.system
         else:
-            built = call_once(self, 'system', map_system, self.inputs.build, self.inputs.pes)
-            self.ctx.structure, self.ctx.system = built['structure'], built['system']
-            s = built['system']
+            if 'code' not in self.inputs:
+                built = call_once(self, 'system', map_system, self.inputs.build, self.inputs.pes)
+                self.ctx.structure, self.ctx.system = built['structure'], built['system']
+            s = self.ctx.system
             self.report(
                 f'built the glass: {s["atoms"]} atoms in a {s["box"]:.2f} Å box, {s["density"]:.3f} g/cm3, '
                 f'{100 * s["fourfold_si_fraction"]:.0f}% four-fold Si, water at indices {s["water"]}'
@@ -340,9 +388,10 @@ class MapTrainingWorkChain(WorkChain):
                             'traces': pk,
                             'index': index,
                             'progress': attributes.get('progress')[index],
+                            'return': attributes.get('returns')[index],
                         }
                     )
-        return sorted(episodes, key=lambda e: -e['progress'])
+        return sorted(episodes, key=lambda e: -e['return'])
 
     def run_pathways(self):
         self.ctx.analysed = self._episodes()[: self.inputs.analyse.value]
@@ -390,7 +439,7 @@ class MapTrainingWorkChain(WorkChain):
             self.report(
                 f'episode (round {episode["round"]}, actor {episode["actor"]}, trace {episode["index"]}): '
                 f'progress {episode["progress"]:+.2f} Å, {episode["n_segments"]} segment(s), '
-                f'tau {episode["tau_s"]:.4g} s'
+                f'return {episode["return"]:+.2f}, tau {_fmt(episode["tau_s"])} s'
             )
         return None
 
