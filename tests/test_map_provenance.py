@@ -116,6 +116,12 @@ def test_cli_report_prints_tables_json_and_plots(trained, tmp_path):
     assert len(data['rounds']) == 2 and len(data['episodes']) == 1
     wrong = runner.invoke(cmd_root, ['map', 'report', str(node.called[0].pk)])
     assert wrong.exit_code != 0 and 'not a MapTrainingWorkChain' in wrong.output
+    bad = runner.invoke(cmd_root, ['map', 'launch', '--overrides', '{"environment": {"stepsize": 1}}'])
+    assert bad.exit_code == 2 and 'unknown water-diffusion settings' in bad.output
+    bad = runner.invoke(cmd_root, ['map', 'launch', '--overrides', '{"neb": {"images": 3}}'])
+    assert bad.exit_code == 2 and 'invalid `neb`: unknown keys' in bad.output, bad.output
+    bad = runner.invoke(cmd_root, ['map', 'launch', '--overrides', 'not json'])
+    assert bad.exit_code == 2 and 'not JSON' in bad.output
 
 
 def test_bad_inputs_are_refused_before_anything_runs(water_glass, aiida_profile):

@@ -7,7 +7,7 @@ import json
 import pathlib
 
 import click
-from aiida.cmdline.params import arguments
+from aiida.cmdline.params import arguments, types
 from aiida.cmdline.utils import decorators, echo
 
 from aiida_rlpath.cli.realize import _run
@@ -56,6 +56,12 @@ def map_overrides(**options) -> dict:
 @click.option(
     '--overrides', 'overrides_json', help='More protocol overrides as JSON, e.g. \'{"neb": {"fmax": 0.05}}\'.'
 )
+@click.option(
+    '--code',
+    type=types.CodeParamType(),
+    help='A LAMMPS code (e.g. lmp@localhost from `aiida-rlpath setup`): '
+    'the glass melt-quench then runs as an aiida-lammps CalcJob.',
+)
 @click.option('--daemon', is_flag=True, help='Submit to the daemon (its workers run the actors in parallel).')
 @click.option(
     '--output-dir',
@@ -68,6 +74,7 @@ def map_overrides(**options) -> dict:
 @decorators.with_dbenv()
 def cmd_launch(
     protocol,
+    code,
     seed,
     rounds,
     actors,
@@ -105,7 +112,12 @@ def cmd_launch(
         builder = MapTrainingWorkChain.get_builder_from_protocol(protocol, overrides, seed=seed)
     except (TypeError, ValueError) as exception:
         raise click.UsageError(str(exception)) from exception
-    node = _run(builder, daemon, 'map')
+    if code is not None:
+        builder.code = code
+    try:
+        node = _run(builder, daemon, 'map')
+    except ValueError as exception:  # the work chain's port validators, before anything runs
+        raise click.UsageError(str(exception)) from exception
     if not daemon and node.is_terminated:
         _report(node, None if no_plots else output_dir)
 

@@ -322,6 +322,8 @@ class WaterDiffusionEnv(gym.Env):
 
     # --- gymnasium ---------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Back to the start (relaxed once, on the first call); returns the density grid and ``energy`` (eV) and
+        ``x`` (Å) of the water's O."""
         super().reset(seed=seed)
         if self._start is None:
             centre = self.initial.positions[self.water[0]].copy()
@@ -340,6 +342,8 @@ class WaterDiffusionEnv(gym.Env):
         return self.observe(), {'energy': energy, 'x': float(self.centre[0])}
 
     def step(self, action: int):
+        """Move the tether centre by ``step`` Å along action ``action`` (index into :data:`ACTIONS`), relax, and
+        return (grid, reward, terminated, truncated, info); ``info['record']`` is the :class:`StepRecord`."""
         if self.atoms is None:
             raise RuntimeError('call reset() before step()')
         action = int(action)

@@ -375,7 +375,8 @@ def map_segment_neb(
 @calcfunction
 def map_diffusion_time(temperature: orm.Float, **results: orm.Dict) -> orm.Dict:
     """τ = Σ_i h/(k_B T)·exp(E_i/k_B T) (s) over the segments' NEB barriers (``results``, label order) at
-    ``temperature`` K; a segment whose band failed uses its trajectory barrier and is flagged. With no segment
+    ``temperature`` K; a segment whose band failed uses its trajectory barrier (``sources``: ``profile``), one whose
+    band ran out of steps its last band's barrier (``neb-unconverged``). With no segment
     (a profile without an interior barrier: no complete hop) τ is undefined (``None``), not 0."""
     from aiida_rlpath.physics.tst import diffusion_time
 
@@ -384,7 +385,7 @@ def map_diffusion_time(temperature: orm.Float, **results: orm.Dict) -> orm.Dict:
         record = results[key].get_dict()
         usable = record['barrier'] is not None and record['error'] is None
         barriers.append(max(0.0, record['barrier'] if usable else record['profile_barrier']))
-        sources.append('neb' if usable else 'profile')
+        sources.append(('neb' if record['converged'] else 'neb-unconverged') if usable else 'profile')
     tau = diffusion_time(barriers, temperature.value) if barriers else None
     return orm.Dict(
         json_safe(
@@ -402,7 +403,7 @@ def map_diffusion_time(temperature: orm.Float, **results: orm.Dict) -> orm.Dict:
 @calcfunction
 def map_summary(analysed: orm.Dict, temperature: orm.Float, **nodes: orm.Dict) -> orm.Dict:
     """The training's summary: per round (``learner_RR`` metrics with the ``actor_RR_II`` metrics) the learner's
-    loss, |TD|, replay size and the actors' progress (Å) and force calls; and the ``analysed`` episodes with
+    loss, mean abs(TD error), replay size and the actors' progress (Å) and force calls; and the ``analysed`` episodes with
     their ``tau_NN`` results, ranked by τ (s, shortest first; episodes without a barrier last)."""
     rounds = []
     for key in sorted(k for k in nodes if k.startswith('learner_')):

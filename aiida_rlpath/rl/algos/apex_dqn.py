@@ -10,7 +10,7 @@ The pieces, each a pure function or a small class so both shells run the same co
   (the ε ladder ε_i = ε^(1 + α·i/(N−1)) of :func:`epsilon_ladder`); it returns its experiences with initial
   priorities computed by the actor, as Ape-X does, and the episodes' traces (energies, positions, actions).
 - :class:`ApexLearner`: online and target 3D-CNN Q-networks, double-DQN n-step targets, importance-weighted Huber
-  loss, priorities updated to |TD error| + ε, hard target copies every ``target_period`` updates.
+  loss, priorities updated to abs(TD error) + ε, hard target copies every ``target_period`` updates.
 - :func:`train`: the plain-shell loop (actors run one after another); the AiiDA work chain runs the same actor
   rounds as parallel processes on daemon workers and the learner step as a calculation node.
 
@@ -65,7 +65,7 @@ class ApexSettings:
         minibatch steps per learner step; ``target_period``: updates between hard target-network copies.
     :param buffer_size: replay capacity (oldest dropped first).
     :param alpha: priority exponent; ``beta``: importance-correction exponent at round 0, annealed linearly to 1 at
-        the last round; ``priority_epsilon``: added to |TD error|.
+        the last round; ``priority_epsilon``: added to abs(TD error).
     :param epsilon, epsilon_alpha: the actors' ε ladder ε_i = epsilon^(1 + epsilon_alpha·i/(N−1)).
     :param hidden: convolution channels of the Q-network; ``max_grad_norm``: gradient clip.
     """
@@ -134,7 +134,7 @@ def actor_seed(seed: int, round_index: int, actor: int) -> int:
 class PrioritizedReplay:
     """Proportional prioritized replay with items kept in insertion order (module docstring).
 
-    :param capacity: most items kept; ``alpha``: priority exponent; ``priority_epsilon``: floor added to |δ|.
+    :param capacity: most items kept; ``alpha``: priority exponent; ``priority_epsilon``: floor added to abs(δ).
     """
 
     def __init__(self, capacity: int, alpha: float = 0.6, priority_epsilon: float = 1e-3):
@@ -148,7 +148,7 @@ class PrioritizedReplay:
         return int(self.priorities.size)
 
     def extend(self, batch: t.Mapping[str, np.ndarray], priorities: np.ndarray | None = None) -> None:
-        """Append a batch (arrays of :data:`FIELDS`, equal length); ``priorities`` (|δ|-like, before α) default
+        """Append a batch (arrays of :data:`FIELDS`, equal length); ``priorities`` (abs(δ)-like, before α) default
         to the largest priority held (1 when empty), so new items are sampled at least once soon."""
         count = len(batch['action'])
         if count == 0:
@@ -186,7 +186,7 @@ class PrioritizedReplay:
         return indices, weights / (len(self) * smallest) ** (-beta)
 
     def update(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
-        """Set the priorities of ``indices`` to |δ| + ``priority_epsilon``."""
+        """Set the priorities of ``indices`` to abs(δ) + ``priority_epsilon``."""
         self.priorities[np.asarray(indices)] = np.abs(np.asarray(td_errors, dtype=float)) + self.priority_epsilon
 
     def batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
@@ -272,7 +272,7 @@ def _greedy(q: nn.Module, state: np.ndarray) -> int:
 def actor_round(env, q: nn.Module | None, epsilon: float, steps: int, seed: int, n: int, gamma: float):
     """Run ``steps`` environment steps, ε-greedy on ``q`` (``None``: uniformly random actions), starting new
     episodes from ``env``'s start as they end. Returns (experiences, priorities, traces): the n-step
-    transitions of all pieces (arrays of :data:`FIELDS`), their initial priorities |δ| from ``q`` (ones if
+    transitions of all pieces (arrays of :data:`FIELDS`), their initial priorities abs(δ) from ``q`` (ones if
     ``q`` is ``None``), and one :class:`EpisodeTrace` per episode or piece. Seeded by ``seed`` only."""
     rng = np.random.default_rng(seed)
     pieces, traces = [], []
@@ -334,7 +334,7 @@ class ApexLearner:
         self.updates = 0
 
     def update(self, replay: PrioritizedReplay, beta: float, rng: np.random.Generator) -> dict[str, t.Any]:
-        """``updates_per_round`` prioritized minibatch steps; returns the mean loss, |δ| and Q of the steps."""
+        """``updates_per_round`` prioritized minibatch steps; returns the mean loss, abs(δ) and Q of the steps."""
         s = self.settings
         if len(replay) == 0 or s.updates_per_round == 0:
             return {'updates': 0, 'loss': None, 'td_abs': None, 'q_mean': None}

@@ -7,7 +7,8 @@ silica glass by distributed prioritized-replay DQN (Ape-X), every actor round, l
    ε from the ladder and returns its experiences (n-step transitions with initial priorities) as an array node;
    then ``learner_RR``: the learner's calculation node (prioritized updates) giving the next checkpoint;
 3. ``pathway_NN``: :class:`~aiida_rlpath.workflows.map.pathway.MapPathwayWorkChain` on the ``analyse`` complete
-   episodes with the highest return (sum of rewards: progress along +x, low energy; piecewise NEB, τ); the
+   episodes with the highest return (sum of rewards: progress along +x, low energy) among those that moved the
+   water at least ``min_progress`` Å along +x (piecewise NEB, τ); the
    episodes are ranked by τ in ``summary`` (τ undefined, ``None``, for a profile without a barrier).
 
 The same inputs and seed give the same actor experiences and learner weights as
@@ -207,6 +208,12 @@ class MapTrainingWorkChain(WorkChain):
             default=lambda: orm.Int(1),
             help='How many of the highest-return complete episodes get piecewise NEB and τ.',
         )
+        spec.input(
+            'min_progress',
+            valid_type=orm.Float,
+            default=lambda: orm.Float(1.0),
+            help='Analyse only episodes that moved the water at least this far along +x, Å (if any did).',
+        )
         spec.expose_inputs(MapPathwayWorkChain, include=('neb', 'prominence', 'temperature'))
         spec.inputs.validator = _validate_inputs
         spec.input(
@@ -391,7 +398,8 @@ class MapTrainingWorkChain(WorkChain):
                             'return': attributes.get('returns')[index],
                         }
                     )
-        return sorted(episodes, key=lambda e: -e['return'])
+        moved = [e for e in episodes if e['progress'] >= self.inputs.min_progress.value]
+        return sorted(moved or episodes, key=lambda e: -e['return'])
 
     def run_pathways(self):
         self.ctx.analysed = self._episodes()[: self.inputs.analyse.value]
@@ -467,6 +475,7 @@ class MapTrainingWorkChain(WorkChain):
         builder.analyse = orm.Int(int(preset.get('analyse', 1)))
         builder.temperature = orm.Float(float(preset.get('temperature', 623.15)))
         builder.prominence = orm.Float(float(preset.get('prominence', 0.05)))
+        builder.min_progress = orm.Float(float(preset.get('min_progress', 1.0)))
         builder.metadata.label = f'MAP training ({preset["name"]})'
         return builder
 
