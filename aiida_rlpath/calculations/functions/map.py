@@ -403,8 +403,8 @@ def map_diffusion_time(temperature: orm.Float, **results: orm.Dict) -> orm.Dict:
 @calcfunction
 def map_summary(analysed: orm.Dict, temperature: orm.Float, **nodes: orm.Dict) -> orm.Dict:
     """The training's summary: per round (``learner_RR`` metrics with the ``actor_RR_II`` metrics) the learner's
-    loss, mean abs(TD error), replay size and the actors' progress (Å) and force calls; and the ``analysed`` episodes with
-    their ``tau_NN`` results, ranked by τ (s, shortest first; episodes without a barrier last)."""
+    loss, mean abs(TD error), replay size and the actors' progress (Å) and force calls; and the ``analysed``
+    episodes with their ``tau_NN`` results, ranked by τ (s, shortest first; episodes without a barrier last)."""
     rounds = []
     for key in sorted(k for k in nodes if k.startswith('learner_')):
         r = key.split('_')[1]
