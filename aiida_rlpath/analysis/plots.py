@@ -97,8 +97,8 @@ def plot_map_pathway(
     action step, with the water O's x (Å) beside it, to ``path``.
 
     ``nebs``: per segment ``start``, ``end`` (frames), ``energies`` (the band's image energies, eV) and ``barrier``.
-    Each band is drawn over its segment's steps, shifted so that it starts at the trajectory's start energy
-    of that segment plus the relaxation of the end point (its own first image).
+    Each band is drawn over its segment's steps on the same energy scale (relative to the episode's start), so the
+    relaxation of its end points shows as well as its barrier.
     """
     plt = _pyplot()
     figure, (left, right) = plt.subplots(

@@ -21,26 +21,11 @@ def cmd_map():
 
 
 def map_overrides(**options) -> dict:
-    """MAP protocol overrides from flat options (``rounds``, ``actors``, ``steps``: steps per actor round,
-    ``max_steps``: actions per episode, ``units``: SiO2 units of the glass, ``analyse``, ``temperature`` in K);
+    """MAP protocol overrides from flat options (see :data:`~aiida_rlpath.workflows.protocols.MAP_OVERRIDE_KEYS`);
     ``None`` is left out."""
-    where = {
-        'rounds': ('apex', 'rounds'),
-        'actors': ('apex', 'actors'),
-        'steps': ('apex', 'steps_per_actor'),
-        'max_steps': ('environment', 'max_steps'),
-        'units': ('build', 'units'),
-    }
-    overrides: dict = {}
-    for name, value in options.items():
-        if value is None:
-            continue
-        if name in where:
-            section, key = where[name]
-            overrides.setdefault(section, {})[key] = value
-        else:
-            overrides[name] = value
-    return overrides
+    from aiida_rlpath.workflows.protocols import MAP_OVERRIDE_KEYS, protocol_overrides
+
+    return protocol_overrides(MAP_OVERRIDE_KEYS, **options)
 
 
 @cmd_map.command('launch')

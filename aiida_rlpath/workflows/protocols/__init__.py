@@ -8,7 +8,14 @@ import typing as t
 
 import yaml
 
-__all__ = ('OVERRIDE_KEYS', 'get_protocol', 'list_protocols', 'protocol_overrides', 'recursive_merge')
+__all__ = (
+    'MAP_OVERRIDE_KEYS',
+    'OVERRIDE_KEYS',
+    'get_protocol',
+    'list_protocols',
+    'protocol_overrides',
+    'recursive_merge',
+)
 
 HERE = pathlib.Path(__file__).parent
 
@@ -61,13 +68,27 @@ OVERRIDE_KEYS = {
 }
 
 
-def protocol_overrides(**options) -> dict:
-    """REALIZE protocol overrides from flat options (``cycles``, ``episodes``, ``max_steps``, ``size``,
-    ``oxide_thickness`` and ``insert_height`` in Å, ``model``: the policy model, ``mode``: train or evaluate);
+#: Where each command-line style option of a MAP protocol goes: (section, key); section ``None``: the top level.
+MAP_OVERRIDE_KEYS = {
+    'rounds': ('apex', 'rounds'),
+    'actors': ('apex', 'actors'),
+    'steps': ('apex', 'steps_per_actor'),
+    'max_steps': ('environment', 'max_steps'),
+    'units': ('build', 'units'),
+    'analyse': (None, 'analyse'),
+    'temperature': (None, 'temperature'),
+}
+
+
+def protocol_overrides(keys: dict | None = None, **options) -> dict:
+    """Protocol overrides from flat options, placed by ``keys`` (default :data:`OVERRIDE_KEYS`, REALIZE's:
+    ``cycles``, ``episodes``, ``max_steps``, ``size``, ``oxide_thickness`` and ``insert_height`` in Å, ``model``:
+    the policy model, ``mode``: train or evaluate; :data:`MAP_OVERRIDE_KEYS` for MAP: ``rounds``, ``actors``,
+    ``steps`` per actor round, ``max_steps`` per episode, ``units`` of SiO2, ``analyse``, ``temperature`` in K);
     ``None`` is left out."""
     overrides: dict = {}
     for name, value in options.items():
         if value is not None:
-            section, key = OVERRIDE_KEYS[name]
-            overrides.setdefault(section, {})[key] = value
+            section, key = (keys or OVERRIDE_KEYS)[name]
+            (overrides if section is None else overrides.setdefault(section, {}))[key] = value
     return overrides
