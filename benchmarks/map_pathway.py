@@ -1,17 +1,17 @@
 """MAP pathway: a brief Ape-X training, then piecewise NEB on its best episode, and its diffusion time at 350 °C.
 
 Usage: ``python benchmarks/map_pathway.py [--rounds 4] [--max-steps 12] [--relax-steps 15] [--seed 0]
-[--temperature 623.15] [--plot FILE]``
+[--neb-steps 400] [--temperature 623.15] [--plot FILE]``
 
 Runs :class:`~aiida_rlpath.workflows.map.training.MapTrainingWorkChain` (fast protocol, 72-atom glass, ReaxFF)
 in this process on a throw-away AiiDA profile (deleted afterwards; your profiles are not touched), with
 episodes of ``--max-steps`` actions (``--relax-steps`` FIRE steps after each) and one actor round per episode.
 The analysed episode is the one with the highest return among those that moved the water at least 1 Å along
 +x. Its segments come from the trajectory's energy profile (peaks of at least 0.05 eV); each is refined by
-CI-NEB (5 images, 0.1 eV/Å) between its relaxed end points. The last line is one JSON object: ``n_segments``,
-``barriers_eV`` (NEB), ``tau_s`` at ``temperature_K`` (``null`` without a barrier), the trajectory barriers
-(``profile_barriers_eV``), the episode's ``progress_A`` along +x, the per-round mean actor progress (Å), and
-the wall time.
+CI-NEB (5 images, 0.1 eV/Å, ``--neb-steps`` FIRE steps) between its relaxed end points. The last line is one
+JSON object: ``n_segments``, ``barriers_eV`` (NEB), ``tau_s`` at ``temperature_K`` (``null`` without a
+barrier), the trajectory barriers (``profile_barriers_eV``), the episode's ``progress_A`` along +x, the per-round
+mean actor progress (Å), and the wall time.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument('--rounds', type=int, default=4, help='training rounds (default 4)')
     parser.add_argument('--max-steps', type=int, default=12, help='actions per episode (default 12)')
     parser.add_argument('--relax-steps', type=int, default=15, help='FIRE steps per action (default 15)')
+    parser.add_argument('--neb-steps', type=int, default=400, help='FIRE steps of each segment NEB (default 400)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--temperature', type=float, default=623.15, help='K (default 623.15, i.e. 350 °C)')
     parser.add_argument('--plot', help='also write the energy profile before/after NEB to this PNG')
@@ -60,7 +61,7 @@ def run(args) -> dict:
     overrides = {
         'apex': {'rounds': args.rounds, 'steps_per_actor': args.max_steps},
         'environment': {'max_steps': args.max_steps, 'relax_steps': args.relax_steps},
-        'neb': {'n_images': 5, 'max_steps': 150, 'end_steps': 100, 'fmax': 0.1},
+        'neb': {'n_images': 5, 'max_steps': args.neb_steps, 'end_steps': 100, 'fmax': 0.1},
         'temperature': args.temperature,
         'analyse': 1,
     }
