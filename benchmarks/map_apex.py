@@ -59,6 +59,7 @@ def run(args) -> dict:
     from aiida_rlpath.calculations.functions.map import initial_q_checkpoint, map_system
     from aiida_rlpath.physics.pes import DEFAULT_OXIDATION_PES
     from aiida_rlpath.rl.algos.apex_dqn import ApexSettings, actor_seed, epsilon_ladder
+    from aiida_rlpath.rl.models.cnn3d import q_architecture
     from aiida_rlpath.workflows.map.training import MapActorWorkChain
     from aiida_rlpath.workflows.protocols import get_protocol
 
@@ -83,7 +84,7 @@ def run(args) -> dict:
     print(f'glass with water: {built["system"]["atoms"]} atoms, built in {time.perf_counter() - started:.0f} s')
     apex = ApexSettings(**{**protocol['apex'], 'actors': args.actors, 'steps_per_actor': args.steps})
     environment = orm.Dict(protocol['environment'])
-    architecture = {'name': 'map-q3d', 'channels': 4, 'points': 9, 'hidden': apex.hidden, 'actions': 5}
+    architecture = q_architecture(4, 9, apex.hidden)
     checkpoint = initial_q_checkpoint(architecture, args.seed)
     epsilons = epsilon_ladder(apex.actors, apex.epsilon, apex.epsilon_alpha)
     import dataclasses

@@ -140,6 +140,8 @@ def _calls(node) -> dict:
 def report_data(node) -> dict:
     """Rounds (learner metrics with the actors' progress, Å) and analysed episodes (τ in s, NEB barriers in eV,
     segments with their band energies) of a MAP training, read from its nodes."""
+    from aiida_rlpath.calculations.functions.map import round_record, tau_order
+
     calls = _calls(node)
     rounds = []
     for label in sorted(k for k in calls if k.startswith('learner_')):
@@ -148,14 +150,7 @@ def report_data(node) -> dict:
             continue
         actors = [calls[k] for k in sorted(calls) if k.startswith(f'round_{r}_actor_') and calls[k].is_finished_ok]
         metrics = [a.outputs.metrics.get_dict() for a in actors]
-        rounds.append(
-            {
-                'round': int(r),
-                **calls[label].outputs.metrics.get_dict(),
-                'progress': [p for m in metrics for p in m['progress']],
-                'force_calls': sum(m['force_calls'] for m in metrics),
-            }
-        )
+        rounds.append(round_record(int(r), calls[label].outputs.metrics.get_dict(), metrics))
     episodes = []
     for label in sorted(k for k in calls if k.startswith('pathway_')):
         pathway = calls[label]
@@ -179,7 +174,7 @@ def report_data(node) -> dict:
                 'segments': nebs,
             }
         )
-    episodes.sort(key=lambda e: (e['tau_s'] is None, e['tau_s'] or 0.0))
+    episodes.sort(key=tau_order)
     return {
         'pk': node.pk,
         'state': node.process_state.value,

@@ -171,17 +171,16 @@ class WaterDiffusionSettings:
 
 def settings_from_dict(data: t.Mapping[str, t.Any] | None) -> WaterDiffusionSettings:
     """:class:`WaterDiffusionSettings` from a (partial) dictionary; unknown keys raise ``ValueError`` naming them."""
+    from aiida_rlpath.physics.properties import reject_unknown_keys
+
+    def names(cls) -> list[str]:
+        return sorted(f.name for f in dataclasses.fields(cls))
+
     data = dict(data or {})
-    known = {f.name for f in dataclasses.fields(WaterDiffusionSettings)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f'unknown water-diffusion settings {unknown}; known: {sorted(known)}')
+    reject_unknown_keys(data, names(WaterDiffusionSettings), 'water-diffusion settings')
     for key, cls in (('grid', GridSettings), ('weights', RewardWeights)):
         if key in data and isinstance(data[key], t.Mapping):
-            names = {f.name for f in dataclasses.fields(cls)}
-            bad = sorted(set(data[key]) - names)
-            if bad:
-                raise ValueError(f'unknown {key} settings {bad}; known: {sorted(names)}')
+            reject_unknown_keys(data[key], names(cls), f'{key} settings')
             data[key] = cls(**data[key])
     return WaterDiffusionSettings(**data)
 

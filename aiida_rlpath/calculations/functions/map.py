@@ -15,6 +15,7 @@ Energies in eV, lengths in Å, temperatures in K, times in s.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import typing as t
 
@@ -62,9 +63,12 @@ MAP_SYSTEM_DEFAULTS = {
 
 def validate_system_parameters(parameters: dict) -> str | None:
     """A message naming what is wrong with ``parameters`` for :func:`map_system`, or ``None``."""
-    unknown = sorted(set(parameters) - set(MAP_SYSTEM_DEFAULTS))
-    if unknown:
-        return f'unknown system parameters {unknown}; known: {sorted(MAP_SYSTEM_DEFAULTS)}'
+    from aiida_rlpath.physics.properties import reject_unknown_keys
+
+    try:
+        reject_unknown_keys(parameters, sorted(MAP_SYSTEM_DEFAULTS), 'system parameters')
+    except ValueError as exception:
+        return str(exception)
     merged = {**MAP_SYSTEM_DEFAULTS, **parameters}
     if merged['units'] < 8:
         return f'units must be >= 8 (a box of at least ~7 Å), got {merged["units"]}'
@@ -90,18 +94,11 @@ def map_system(parameters: orm.Dict, pes: orm.Dict) -> dict:
     Returns ``structure`` (water last) and ``system`` (``water`` indices O, H, H; density g/cm³; four-fold Si
     fraction; relaxed energy eV; box Å).
     """
-    from aiida_rlpath.systems.silica import MeltQuench, build_water_in_glass
+    from aiida_rlpath.systems.silica import build_water_in_glass
 
     options = {**MAP_SYSTEM_DEFAULTS, **parameters.get_dict()}
-    schedule = MeltQuench(
-        options['melt_temperature'],
-        options['melt_steps'],
-        options['quench_steps'],
-        options['settle_steps'],
-        options['minimize_steps'],
-    )
     atoms, water, metadata = build_water_in_glass(
-        options['seed'], options['units'], options['density'], pes_from(pes), schedule
+        options['seed'], options['units'], options['density'], pes_from(pes), _schedule(options)
     )
     return {'structure': orm.StructureData(ase=atoms), 'system': orm.Dict(json_safe({'water': water, **metadata}))}
 
@@ -183,21 +180,17 @@ def make_env(structure: orm.StructureData, system: orm.Dict, environment: orm.Di
     )
 
 
+@contextlib.contextmanager
 def _single_thread():
-    import contextlib
-
+    """Torch on one thread inside the block: several actors (daemon workers) share the machine's cores."""
     import torch
 
-    @contextlib.contextmanager
-    def scope():
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # one core per actor: several actors share the machine's cores
-        try:
-            yield
-        finally:
-            torch.set_num_threads(threads)
-
-    return scope()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @calcfunction
@@ -245,13 +238,12 @@ def map_actor_round(
 def rebuild_replay(settings, state_priorities: np.ndarray | None, replay: t.Sequence[orm.ArrayData]):
     """The learner's replay buffer as it stood after the previous step: the last ``len(state_priorities)`` items
     of the ``replay`` nodes (in order), with those priorities."""
-    from aiida_rlpath.rl.algos.apex_dqn import FIELDS, PrioritizedReplay
+    from aiida_rlpath.rl.algos.apex_dqn import PrioritizedReplay, concat_batches
 
     buffer = PrioritizedReplay(settings.buffer_size, settings.alpha, settings.priority_epsilon)
     if state_priorities is None or len(state_priorities) == 0:
         return buffer
-    data = [experiences_from(node)[0] for node in replay]
-    merged = {name: np.concatenate([d[name] for d in data]) for name in FIELDS}
+    merged = concat_batches([experiences_from(node)[0] for node in replay])
     keep = len(state_priorities)
     if len(merged['action']) < keep:
         raise ValueError(f'the replay nodes hold {len(merged["action"])} items, the learner state {keep} priorities')
@@ -400,6 +392,23 @@ def map_diffusion_time(temperature: orm.Float, **results: orm.Dict) -> orm.Dict:
     )
 
 
+def round_record(round_index: int, learner: dict, actors: t.Sequence[dict]) -> dict:
+    """One training round: the learner step's metrics with its actors' episode progress (Å, in actor order),
+    mean rewards and force calls."""
+    return {
+        'round': round_index,
+        **learner,
+        'progress': [p for m in actors for p in m['progress']],
+        'mean_reward': [m['mean_reward'] for m in actors],
+        'force_calls': int(sum(m['force_calls'] for m in actors)),
+    }
+
+
+def tau_order(episode: dict) -> tuple[bool, float]:
+    """Sort key of analysed episodes: shortest τ first, undefined τ (no barrier) last."""
+    return episode['tau_s'] is None, episode['tau_s'] or 0.0
+
+
 @calcfunction
 def map_summary(analysed: orm.Dict, temperature: orm.Float, **nodes: orm.Dict) -> orm.Dict:
     """The training's summary: per round (``learner_RR`` metrics with the ``actor_RR_II`` metrics) the learner's
@@ -409,22 +418,14 @@ def map_summary(analysed: orm.Dict, temperature: orm.Float, **nodes: orm.Dict) -
     for key in sorted(k for k in nodes if k.startswith('learner_')):
         r = key.split('_')[1]
         actors = [nodes[k].get_dict() for k in sorted(nodes) if k.startswith(f'actor_{r}_')]
-        rounds.append(
-            {
-                'round': int(r),
-                **nodes[key].get_dict(),
-                'progress': [p for m in actors for p in m['progress']],
-                'mean_reward': [m['mean_reward'] for m in actors],
-                'force_calls': int(sum(m['force_calls'] for m in actors)),
-            }
-        )
+        rounds.append(round_record(int(r), nodes[key].get_dict(), actors))
     episodes = []
     for n, episode in enumerate(analysed['episodes']):
         tau = nodes[f'tau_{n:02d}'].get_dict()
         episodes.append(
             {**episode, 'tau_s': tau['tau_s'], 'barriers_eV': tau['barriers_eV'], 'n_segments': tau['n_segments']}
         )
-    episodes.sort(key=lambda e: (e['tau_s'] is None, e['tau_s'] or 0.0))
+    episodes.sort(key=tau_order)
     return orm.Dict(json_safe({'rounds': rounds, 'episodes': episodes, 'temperature_K': temperature.value}))
 
 
@@ -482,6 +483,7 @@ def map_system_from_glass(retrieved: orm.FolderData, parameters: orm.Dict, pes: 
     atoms = read(io.StringIO(text), format='lammps-data', atom_style='atomic', units='metal', Z_of_type={1: 14, 2: 8})
     atoms.set_masses(None)
     _, seeds = melt_quench_start(options['seed'], options['units'], options['density'])
-    glass = finish_glass(atoms, seeds[2], pes_from(pes), _schedule(options), options['seed'])
-    atoms, water, metadata = water_in_glass(glass, pes_from(pes))
+    spec = pes_from(pes)
+    glass = finish_glass(atoms, seeds[2], spec, _schedule(options), options['seed'])
+    atoms, water, metadata = water_in_glass(glass, spec)
     return {'structure': orm.StructureData(ase=atoms), 'system': orm.Dict(json_safe({'water': water, **metadata}))}

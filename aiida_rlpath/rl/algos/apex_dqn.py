@@ -44,6 +44,7 @@ __all__ = (
     'PrioritizedReplay',
     'actor_round',
     'actor_seed',
+    'concat_batches',
     'epsilon_ladder',
     'evaluate',
     'n_step_transitions',
@@ -110,10 +111,9 @@ class ApexSettings:
 
 def settings_from_dict(data: t.Mapping[str, t.Any] | None) -> ApexSettings:
     """:class:`ApexSettings` from a (partial) dictionary; unknown keys raise ``ValueError`` naming them."""
-    known = {f.name for f in dataclasses.fields(ApexSettings)}
-    unknown = sorted(set(data or {}) - known)
-    if unknown:
-        raise ValueError(f'unknown Ape-X settings {unknown}; known: {sorted(known)}')
+    from aiida_rlpath.physics.properties import reject_unknown_keys
+
+    reject_unknown_keys(data or {}, sorted(f.name for f in dataclasses.fields(ApexSettings)), 'Ape-X settings')
     return ApexSettings(**dict(data or {}))
 
 
@@ -225,7 +225,8 @@ def n_step_transitions(
     }
 
 
-def _concat(batches: t.Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def concat_batches(batches: t.Sequence[t.Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Experience batches (arrays of :data:`FIELDS`) joined in order."""
     return {name: np.concatenate([b[name] for b in batches]) for name in FIELDS}
 
 
@@ -280,13 +281,7 @@ def actor_round(env, q: nn.Module | None, epsilon: float, steps: int, seed: int,
     while done_steps < steps:
         state, info = env.reset(seed=int(rng.integers(2**31)))
         states, actions, rewards = [state], [], []
-        energies, xs, calls = (
-            [
-                info['energy'],
-            ],
-            [float(env.atoms.positions[env.water[0], 0])],
-            0,
-        )
+        energies, xs, calls = [info['energy']], [info['x']], 0
         terminated = truncated = False
         while not (terminated or truncated) and done_steps < steps:
             explore = q is None or rng.random() < epsilon
@@ -307,7 +302,7 @@ def actor_round(env, q: nn.Module | None, epsilon: float, steps: int, seed: int,
                 energies, xs, actions, rewards, positions, bool(terminated), bool(terminated or truncated), calls
             )
         )
-    experiences = _concat(pieces)
+    experiences = concat_batches(pieces)
     if q is None:
         priorities = np.ones(len(experiences['action']))
     else:

@@ -11,9 +11,14 @@ import typing as t
 import torch
 from torch import nn
 
-__all__ = ('ARCHITECTURE_NAME', 'QNetwork3D', 'build_q_network')
+__all__ = ('ARCHITECTURE_NAME', 'QNetwork3D', 'build_q_network', 'q_architecture')
 
 ARCHITECTURE_NAME = 'map-q3d'
+
+
+def q_architecture(channels: int, points: int, hidden: int = 16, actions: int = 5) -> dict[str, t.Any]:
+    """The architecture dictionary (with ``name``) of a :class:`QNetwork3D`, as its checkpoints record it."""
+    return {'name': ARCHITECTURE_NAME, 'channels': channels, 'points': points, 'hidden': hidden, 'actions': actions}
 
 
 class QNetwork3D(nn.Module):
@@ -25,13 +30,7 @@ class QNetwork3D(nn.Module):
 
     def __init__(self, channels: int, points: int, hidden: int = 16, actions: int = 5):
         super().__init__()
-        self.architecture = {
-            'name': ARCHITECTURE_NAME,
-            'channels': channels,
-            'points': points,
-            'hidden': hidden,
-            'actions': actions,
-        }
+        self.architecture = q_architecture(channels, points, hidden, actions)
         self.convolutions = nn.Sequential(
             nn.Conv3d(channels, hidden, 3, padding=1),
             nn.ReLU(),

@@ -25,9 +25,12 @@ NEB_DEFAULTS = {'n_images': 5, 'fmax': 0.1, 'max_steps': 150, 'end_fmax': 0.05, 
 
 
 def _validate_neb(node, _):
-    unknown = sorted(set(node.get_dict()) - set(NEB_DEFAULTS))
-    if unknown:
-        return f'invalid `neb`: unknown keys {unknown}; known: {sorted(NEB_DEFAULTS)}'
+    from aiida_rlpath.physics.properties import reject_unknown_keys
+
+    try:
+        reject_unknown_keys(node.get_dict(), sorted(NEB_DEFAULTS), 'keys')
+    except ValueError as exception:
+        return f'invalid `neb`: {exception}'
     merged = {**NEB_DEFAULTS, **node.get_dict()}
     if merged['n_images'] < 1 or merged['max_steps'] < 1 or merged['fmax'] <= 0 or merged['end_fmax'] <= 0:
         return 'invalid `neb`: n_images and max_steps must be >= 1, fmax and end_fmax > 0 eV/Å'

@@ -285,22 +285,17 @@ class MapTrainingWorkChain(WorkChain):
                 f'{100 * s["fourfold_si_fraction"]:.0f}% four-fold Si, water at indices {s["water"]}'
             )
         self.ctx.settings = _apex(self.inputs.apex)
+        from aiida_rlpath.envs.water_diffusion import ACTIONS
+        from aiida_rlpath.rl.models.cnn3d import q_architecture
+
         grid = _environment(self.inputs.environment).grid
-        architecture = {
-            'name': 'map-q3d',
-            'channels': grid.channels,
-            'points': grid.points,
-            'hidden': self.ctx.settings.hidden,
-            'actions': 5,
-        }
+        architecture = q_architecture(grid.channels, grid.points, self.ctx.settings.hidden, len(ACTIONS))
         if 'checkpoint' in self.inputs:
             self.ctx.checkpoint = self.inputs.checkpoint
         else:
             self.ctx.checkpoint = initial_q_checkpoint(architecture, self.inputs.seed.value)
         self.ctx.state = None
         self.ctx.round = 0
-        self.ctx.replay = []  # (experience node, item count), oldest first
-        self.ctx.trace_nodes = []  # (round, actor, traces node)
         from aiida_rlpath.rl.algos.apex_dqn import epsilon_ladder
 
         self.ctx.epsilons = epsilon_ladder(
@@ -336,26 +331,29 @@ class MapTrainingWorkChain(WorkChain):
             )
         return ToContext(**futures)
 
+    def _actors(self, rounds: range):
+        """(round, actor, node) of the actor processes of ``rounds``, in order."""
+        for r in rounds:
+            for i in range(self.ctx.settings.actors):
+                yield r, i, self.ctx[f'round_{r:02d}_actor_{i:02d}']
+
     def run_learner(self):
         from aiida_rlpath.rl.algos.apex_dqn import learner_seed
 
         r, s = self.ctx.round, self.ctx.settings
         new = {}
-        for i in range(s.actors):
-            label = f'round_{r:02d}_actor_{i:02d}'
-            node = self.ctx[label]
+        for _, i, node in self._actors(range(r, r + 1)):
             if not node.is_finished_ok:
-                return self.exit_codes.ERROR_ACTOR_FAILED.format(label=label)
+                return self.exit_codes.ERROR_ACTOR_FAILED.format(label=f'round_{r:02d}_actor_{i:02d}')
             new[f'experiences_{i:04d}'] = node.outputs.experiences
-            self.ctx.trace_nodes.append((r, i, node.outputs.traces.pk))
         # the replay nodes the previous buffer can hold items of: the newest ones covering its capacity
+        earlier = [node.outputs.experiences for _, _, node in self._actors(range(r))]
         old, held = {}, 0
-        for j in range(len(self.ctx.replay) - 1, -1, -1):
+        for j in range(len(earlier) - 1, -1, -1):
             if held >= s.buffer_size:
                 break
-            pk, count = self.ctx.replay[j]
-            old[f'replay_{j:04d}'] = orm.load_node(pk)
-            held += count
+            old[f'replay_{j:04d}'] = earlier[j]
+            held += earlier[j].base.attributes.get('count')
         inputs = {
             'checkpoint': self.ctx.checkpoint,
             'apex': self.inputs.apex,
@@ -369,10 +367,8 @@ class MapTrainingWorkChain(WorkChain):
         outputs = call_once(self, f'learner_{r:02d}', map_learner_step, **inputs)
         self.ctx.checkpoint, self.ctx.state = outputs['checkpoint'], outputs['state']
         self.ctx[f'learner_{r:02d}_metrics'] = outputs['metrics']
-        self.ctx.replay = [*self.ctx.replay, *((n.pk, n.base.attributes.get('count')) for n in new.values())]
         metrics = outputs['metrics'].get_dict()
-        actor_metrics = [self.ctx[f'round_{r:02d}_actor_{i:02d}'].outputs.metrics for i in range(s.actors)]
-        progress = [p for m in actor_metrics for p in m['progress']]
+        progress = [p for _, _, node in self._actors(range(r, r + 1)) for p in node.outputs.metrics['progress']]
         self.report(
             f'round {r}: learner {metrics["updates"]} updates, loss {_fmt(metrics["loss"])}, |TD| '
             f'{_fmt(metrics["td_abs"])}, replay {metrics["replay_size"]}; actor progress '
@@ -383,8 +379,8 @@ class MapTrainingWorkChain(WorkChain):
 
     def _episodes(self) -> list[dict]:
         episodes = []
-        for r, i, pk in self.ctx.trace_nodes:
-            node = orm.load_node(pk)
+        for r, i, actor in self._actors(range(self.ctx.round)):
+            node = actor.outputs.traces
             attributes = node.base.attributes
             for index in range(attributes.get('count')):
                 if attributes.get('complete')[index] and not attributes.get('terminated')[index]:
@@ -392,7 +388,7 @@ class MapTrainingWorkChain(WorkChain):
                         {
                             'round': r,
                             'actor': i,
-                            'traces': pk,
+                            'traces': node.pk,
                             'index': index,
                             'progress': attributes.get('progress')[index],
                             'return': attributes.get('returns')[index],
@@ -434,8 +430,8 @@ class MapTrainingWorkChain(WorkChain):
             nodes[f'tau_{n:02d}'] = node.outputs.tau
         for r in range(self.ctx.round):
             nodes[f'learner_{r:02d}'] = self.ctx[f'learner_{r:02d}_metrics']
-            for i in range(self.ctx.settings.actors):
-                nodes[f'actor_{r:02d}_{i:02d}'] = self.ctx[f'round_{r:02d}_actor_{i:02d}'].outputs.metrics
+        for r, i, actor in self._actors(range(self.ctx.round)):
+            nodes[f'actor_{r:02d}_{i:02d}'] = actor.outputs.metrics
         summary = call_once(
             self, 'summary', map_summary, orm.Dict({'episodes': self.ctx.analysed}), self.inputs.temperature, **nodes
         )
@@ -472,10 +468,14 @@ class MapTrainingWorkChain(WorkChain):
         builder.apex = orm.Dict(dataclasses.asdict(_apex(orm.Dict(preset.get('apex', {})))))
         builder.neb = orm.Dict(preset.get('neb', {}))
         builder.seed = orm.Int(seed)
-        builder.analyse = orm.Int(int(preset.get('analyse', 1)))
-        builder.temperature = orm.Float(float(preset.get('temperature', 623.15)))
-        builder.prominence = orm.Float(float(preset.get('prominence', 0.05)))
-        builder.min_progress = orm.Float(float(preset.get('min_progress', 1.0)))
+        for key, node_type, cast in (
+            ('analyse', orm.Int, int),
+            ('temperature', orm.Float, float),
+            ('prominence', orm.Float, float),
+            ('min_progress', orm.Float, float),
+        ):
+            if key in preset:  # otherwise the port's default
+                builder[key] = node_type(cast(preset[key]))
         builder.metadata.label = f'MAP training ({preset["name"]})'
         return builder
 
