@@ -25,6 +25,7 @@ from aiida_rlpath.envs.relaxation import (
 )
 from aiida_rlpath.physics.relax import relax
 from aiida_rlpath.rl.algos import td3
+from aiida_rlpath.rl.algos.imitation import ImitationSettings, fit
 from aiida_rlpath.rl.buffers import GraphReplayBuffer, Transition
 from aiida_rlpath.rl.models.tfn import CGCNNActor, TFNActor, TFNCritic, collate
 from aiida_rlpath.rl.optimizer import RLOptimizer, load_actor
@@ -271,3 +272,43 @@ def test_tiny_sac_training_runs_and_resumes(minima):
     resumed = td3.state_from_bytes(td3.state_to_bytes(state), 3, settings)
     second = td3.train_round(resumed, env, validation, fmax=0.4)
     assert second['evaluation'] == straight[1]['evaluation']
+
+
+def test_imitation_warm_start_learns_to_relax_and_resumes_exactly(minima):
+    """DAgger on hindsight minima: labels are displacements to the episode's BFGS minimum (translation removed);
+    two small rounds already relax an unseen cell size in fewer force calls than the untrained actor; the
+    training state (demonstrations included) resumes exactly."""
+    settings = td3.TD3Settings(
+        episodes=1, eval_every=1, eval_starts=4, eval_max_steps=60, warmup_steps=1000,
+        imitation=ImitationSettings(rounds=2, episodes=4, updates=60, batch_size=8, max_steps=15),
+    )  # fmt: skip
+    env = RelaxationEnv(minima[1:], settings=RelaxationSettings(max_steps=15))
+    validation = RelaxationEnv(minima[:1])
+    state = td3.start_training(3, settings, seed=0)
+    untrained = td3.evaluate(state.agent.actor, validation, state.eval_seeds, 0.1, 60)
+    first = td3.train_round(state, env, validation, fmax=0.1)
+    assert first['reward'] == 'imitation' and first['imitation']['labelled'] >= 3
+    assert len(state.demonstrations) == first['imitation']['demonstrations'] > 4
+    for demo in state.demonstrations[:5]:
+        assert demo.target.shape == (len(demo.graph.numbers), 3)
+        assert np.abs(demo.target.mean(axis=0)).max() < 1e-5  # the zero mode (a rigid translation) is removed
+    resumed = td3.state_from_bytes(td3.state_to_bytes(state), 3, settings)
+    assert resumed.imitation_round == 1 and len(resumed.demonstrations) == len(state.demonstrations)
+    second = td3.train_round(resumed, env, validation, fmax=0.1)
+    _, straight = td3.train(env, validation, settings, seed=0, fmax=0.1)
+    assert [r['reward'] for r in straight] == ['imitation', 'imitation', 'log_force']
+    assert second['evaluation'] == straight[1]['evaluation']
+    for key, value in second['checkpoint']['actor'].items():
+        assert torch.equal(value, straight[1]['checkpoint']['actor'][key]), key
+    trained = second['evaluation']
+    assert trained['converged_fraction'] == 1.0
+    assert trained['median_force_calls'] < 0.6 * untrained['median_force_calls'], (trained, untrained)
+
+
+def test_imitation_settings_are_checked():
+    with pytest.raises(ValueError, match='imitation `updates`'):
+        ImitationSettings(updates=0)
+    with pytest.raises(ValueError, match='noise_prob'):
+        ImitationSettings(noise_prob=2.0)
+    with pytest.raises(ValueError, match='no labelled demonstrations'):
+        fit(TFNActor(), [], np.random.default_rng(0), ImitationSettings())

@@ -29,21 +29,57 @@ def cmd_relax():
 @click.option('--model', type=click.Choice(['tfn', 'cgcnn']), default='tfn', show_default=True)
 @click.option('--fmax', type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
               help='Validation threshold (eV/Å).')  # fmt: skip
+@click.option(
+    '--imitation-rounds',
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help='Imitation warm-start rounds (DAgger on hindsight minima) before the TD3 episodes.',
+)
+@click.option(
+    '--imitation-episodes',
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help='Roll-outs per imitation round.',
+)
+@click.option(
+    '--actor-lmax',
+    type=click.IntRange(min=1, max=3),
+    default=1,
+    show_default=True,
+    help="Degree of the actor's edge spherical harmonics (2 adds l = 2 hidden features).",
+)
+@click.option(
+    '--warmup-steps',
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help='TD3 environment steps before the first update.',
+)
 @click.option('--seed', type=int, default=0, show_default=True, help='Seed of the training.')
 @click.option('--data-seed', type=int, default=0, show_default=True, help='Seed of the structures.')
 @click.option('--save', type=click.Path(dir_okay=False, path_type=pathlib.Path),
               help='Also write the best checkpoint to this file (for RLOptimizer, the benchmark script).')  # fmt: skip
 @click.option('--daemon', is_flag=True, help='Submit to the daemon instead of running here.')
 @decorators.with_dbenv()
-def cmd_train(episodes, eval_every, train_sizes, validation_sizes, per_size, model, fmax, seed, data_seed, save,
-              daemon):  # fmt: skip
-    """Train a TD3 relaxation actor on random Al/Fe cells (Mendelev EAM); validate on other cell sizes."""
+def cmd_train(episodes, eval_every, train_sizes, validation_sizes, per_size, model, fmax, imitation_rounds,
+              imitation_episodes, actor_lmax, warmup_steps, seed, data_seed, save, daemon):  # fmt: skip
+    """Train a TD3 relaxation actor on random Al/Fe cells (Mendelev EAM), optionally after an imitation warm
+    start; validate on other cell sizes."""
     from aiida import orm
 
     from aiida_rlpath.workflows.relaxation.training import RelaxTrainingWorkChain
 
     builder = RelaxTrainingWorkChain.get_builder()
-    builder.settings = orm.Dict({'episodes': episodes, 'eval_every': eval_every, 'model': model})
+    settings = {'episodes': episodes, 'eval_every': eval_every, 'model': model, 'warmup_steps': warmup_steps}
+    if imitation_rounds:
+        settings['imitation'] = {'rounds': imitation_rounds, 'episodes': imitation_episodes}
+    if actor_lmax != 1:
+        if model != 'tfn':
+            raise click.BadParameter('only the tfn actor has spherical harmonics', param_hint='--actor-lmax')
+        settings['actor_options'] = {'lmax': actor_lmax, 'hidden': '16x0e + 8x1o + 4x2e'}
+    builder.settings = orm.Dict(settings)
     builder.train_sizes = orm.List(list(train_sizes))
     builder.validation_sizes = orm.List(list(validation_sizes))
     builder.per_size, builder.fmax = orm.Int(per_size), orm.Float(fmax)

@@ -32,7 +32,8 @@ STATE_FILENAME = 'td3_state.pt'
 
 def td3_settings_from(node: orm.Dict | dict):
     """:class:`~aiida_rlpath.rl.algos.td3.TD3Settings` from a Dict; ``epsilon`` and ``reward`` are nested dicts
-    (``start``/``end``/``episodes`` and ``pretrain``/``final``/``switch``). Raises ``TypeError``/``ValueError``."""
+    (``start``/``end``/``episodes`` and ``pretrain``/``final``/``switch``), as is ``imitation`` (the fields of
+    :class:`~aiida_rlpath.rl.algos.imitation.ImitationSettings`). Raises ``TypeError``/``ValueError``."""
     from aiida_rlpath.envs.relaxation import REWARDS, EpsilonSchedule, RewardSchedule
     from aiida_rlpath.rl.algos.td3 import TD3Settings
     from aiida_rlpath.rl.models.tfn import ACTORS
@@ -45,8 +46,13 @@ def td3_settings_from(node: orm.Dict | dict):
         for kind in (data['reward'].pretrain, data['reward'].final):
             if kind not in REWARDS:
                 raise ValueError(f'unknown reward `{kind}`; choose one of {REWARDS}')
-    if 'model_options' in data:
-        data['model_options'] = tuple(sorted(dict(data['model_options']).items()))
+    for key in ('model_options', 'actor_options'):
+        if key in data:
+            data[key] = tuple(sorted(dict(data[key]).items()))
+    if 'imitation' in data:
+        from aiida_rlpath.rl.algos.imitation import ImitationSettings
+
+        data['imitation'] = ImitationSettings(**data['imitation'])
     settings = TD3Settings(**data)
     if settings.model not in ACTORS:
         raise ValueError(f'unknown model `{settings.model}`; choose one of {sorted(ACTORS)}')

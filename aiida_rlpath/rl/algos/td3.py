@@ -23,6 +23,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from aiida_rlpath.envs.relaxation import EpsilonSchedule, RelaxationEnv, RewardSchedule
+from aiida_rlpath.rl.algos.imitation import Demonstration, ImitationSettings, collect, fit
 from aiida_rlpath.rl.buffers import GraphReplayBuffer, Transition
 from aiida_rlpath.rl.models.tfn import ACTORS, CRITICS, collate
 
@@ -54,6 +55,9 @@ class TD3Settings:
     :param step_lr: learning rate of the actor's global step size log α (the rest learns at ``actor_lr``).
     :param rotation_noise: standard deviation of the exploration rotation angle (rad).
     :param scale_noise: standard deviation of the log of the exploration length scaling.
+    :param actor_options: options for the actor only (after ``model_options``), e.g. ``hidden`` and ``lmax``.
+    :param imitation: the imitation warm start (:class:`~aiida_rlpath.rl.algos.imitation.ImitationSettings`):
+        its ``rounds`` come before the TD3 episodes, each one evaluation round with its own checkpoint.
     :param stall_steps: consecutive tiny steps (mean move below ``stall_move`` Å) with max|F| above
         ``stall_force`` eV/Å that trigger greedy exploration with Gaussian moves of ``greedy_noise`` Å.
     """
@@ -61,6 +65,7 @@ class TD3Settings:
     algorithm: str = 'td3'
     model: str = 'tfn'
     model_options: tuple[tuple[str, t.Any], ...] = ()
+    actor_options: tuple[tuple[str, t.Any], ...] = ()
     d_max: float = 0.3
     gamma: float = 0.95
     tau: float = 0.01
@@ -89,6 +94,7 @@ class TD3Settings:
     eval_max_steps: int = 200
     epsilon: EpsilonSchedule = dataclasses.field(default_factory=lambda: EpsilonSchedule(0.5, 0.1, 30))
     reward: RewardSchedule = dataclasses.field(default_factory=lambda: RewardSchedule('log_force', 'step', 40))
+    imitation: ImitationSettings = dataclasses.field(default_factory=ImitationSettings)
 
 
 def state_noise(vectors: np.ndarray, rng: np.random.Generator, rotation_sd: float, scale_sd: float) -> np.ndarray:
@@ -110,7 +116,7 @@ class OffPolicyAgent:
         options = {'n_vectors': n_vectors, 'd_max': settings.d_max, **dict(settings.model_options)}
         with torch.random.fork_rng():
             torch.manual_seed(int(seed))
-            self.actor = ACTORS[settings.model](**options)
+            self.actor = ACTORS[settings.model](**{**options, **dict(settings.actor_options)})
             self.critics = torch.nn.ModuleList(CRITICS[settings.model](**options) for _ in range(2))
         self.critic_targets = copy.deepcopy(self.critics)
         self.critic_targets.requires_grad_(False)
@@ -248,7 +254,8 @@ def evaluate(actor, env: RelaxationEnv, seeds: t.Sequence[int], fmax: float, max
 
 @dataclasses.dataclass
 class TrainingState:
-    """Everything a TD3 training needs to carry on: agent, replay buffer, RNG, counters and recent statistics."""
+    """Everything a TD3 training needs to carry on: agent, replay buffer, RNG, counters and recent statistics, and
+    the imitation warm start's rounds done and labelled states."""
 
     agent: TD3Agent
     buffer: GraphReplayBuffer
@@ -258,6 +265,8 @@ class TrainingState:
     total_steps: int = 0
     returns: list[float] = dataclasses.field(default_factory=list)
     end_fmax: list[float] = dataclasses.field(default_factory=list)
+    imitation_round: int = 0
+    demonstrations: list[Demonstration] = dataclasses.field(default_factory=list)
 
     @property
     def eval_seeds(self) -> list[int]:
@@ -319,6 +328,8 @@ def train_round(
     architecture and state dict).
     """
     s = state.agent.settings
+    if state.imitation_round < s.imitation.rounds:
+        return _imitation_round(state, env, validation, fmax, log)
     first = state.episode
     while state.episode < s.episodes:
         run_episode(state, env)
@@ -344,6 +355,38 @@ def train_round(
     return record
 
 
+def _imitation_round(state: TrainingState, env, validation, fmax: float, log) -> dict[str, t.Any]:
+    """One round of the imitation warm start (:mod:`aiida_rlpath.rl.algos.imitation`), then the evaluation; the
+    actor's target follows the actor, so that TD3 starts from the imitated policy."""
+    s, agent = state.agent.settings, state.agent
+    demonstrations, stats = collect(agent.actor, env, state.rng, s.imitation)
+    state.demonstrations.extend(demonstrations)
+    stats['loss'] = fit(agent.actor, state.demonstrations, state.rng, s.imitation)
+    stats['demonstrations'] = len(state.demonstrations)
+    state.imitation_round += 1
+    if hasattr(agent, 'actor_target'):
+        agent.actor_target.load_state_dict(agent.actor.state_dict())
+    result = evaluate(agent.actor, validation, state.eval_seeds, fmax, s.eval_max_steps)
+    record = {
+        'episode': state.episode,
+        'eps1': s.imitation.eps1,
+        'reward': 'imitation',
+        'updates': agent.updates,
+        'train_return': None,
+        'train_end_fmax': None,
+        'imitation': stats,
+        'evaluation': result,
+        'checkpoint': copy.deepcopy(agent.state_dict()),
+    }
+    if log:
+        log(
+            f'imitation round {state.imitation_round}: {stats["labelled"]}/{stats["episodes"]} episodes labelled, '
+            f'{stats["demonstrations"]} states, loss {stats["loss"]:.3f}; validation median force calls '
+            f'{result["median_force_calls"]:.1f}, converged {result["converged_fraction"]:.2f}'
+        )
+    return record
+
+
 def train(
     env: RelaxationEnv,
     validation: RelaxationEnv,
@@ -352,11 +395,12 @@ def train(
     fmax: float = 0.1,
     log: t.Callable[[str], None] | None = None,
 ) -> tuple[TD3Agent, list[dict[str, t.Any]]]:
-    """Train TD3 on ``env`` for ``settings.episodes`` episodes from ``seed``; evaluate on ``validation`` to ``fmax``
+    """Train TD3 on ``env`` (after ``settings.imitation.rounds`` imitation rounds) for ``settings.episodes``
+    episodes from ``seed``; evaluate on ``validation`` to ``fmax``
     (eV/Å) every ``eval_every`` episodes. Returns the agent and the records of :func:`train_round`."""
     state = start_training(env.settings.n_vectors, settings, seed)
     records = []
-    while state.episode < settings.episodes:
+    while state.imitation_round < settings.imitation.rounds or state.episode < settings.episodes:
         records.append(train_round(state, env, validation, fmax, log))
     return state.agent, records
 
@@ -413,6 +457,13 @@ def state_to_bytes(state: TrainingState) -> bytes:
         'buffer_rng': _jsonable(state.buffer.rng.bit_generator.state),
         'buffer_position': state.buffer.position,
         'updates': agent.updates,
+        'imitation_round': state.imitation_round,
+        'demonstrations': {
+            'graphs': _graphs_to_tensors([d.graph for d in state.demonstrations]) if state.demonstrations else {},
+            'targets': torch.as_tensor(np.concatenate([d.target for d in state.demonstrations]).astype(np.float32))
+            if state.demonstrations
+            else torch.zeros(0, 3),
+        },
         'generator': agent.generator.get_state(),
         'modules': {name: getattr(agent, name).state_dict() for name in agent.MODULES},
         'transitions': {
@@ -457,6 +508,13 @@ def state_from_bytes(data: bytes, n_vectors: int, settings: TD3Settings) -> Trai
             for i in range(len(states))
         ]  # fmt: skip
     state.buffer.position = int(payload['buffer_position'])
+    state.imitation_round = int(payload.get('imitation_round', 0))
+    demos = payload.get('demonstrations', {'graphs': {}})
+    if demos['graphs']:
+        graphs = _graphs_from_tensors(demos['graphs'])
+        sizes = np.cumsum([0, *[g.n_atoms for g in graphs]])
+        targets = demos['targets'].numpy()
+        state.demonstrations = [Demonstration(g, targets[sizes[i] : sizes[i + 1]]) for i, g in enumerate(graphs)]
     return state
 
 
