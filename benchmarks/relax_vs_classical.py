@@ -33,7 +33,7 @@ from aiida_rlpath.rl.optimizer import RLOptimizer, load_actor
 from aiida_rlpath.systems.alfe import ALFE_PES, VALIDATION_SIZES, distort, reference_minimum, reference_set, write_cifs
 
 CLASSICAL = {'bfgs': 'BFGS', 'lbfgs': 'LBFGS', 'fire': 'FIRE', 'cg': 'CG'}
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / 'aiida_rlpath' / 'rl' / 'checkpoints' / 'relax_td3_tfn.pt'
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / 'aiida_rlpath' / 'rl' / 'checkpoints' / 'relax_tfn.pt'
 
 
 def main(argv=None) -> dict:

@@ -21,9 +21,9 @@ from aiida_rlpath.rl.models.tfn import build_actor, collate
 
 __all__ = ('SHIPPED_CHECKPOINT', 'RLOptimizer', 'load_actor')
 
-#: The TD3-trained tensor-field-network actor shipped with aiida-rlpath (how it was made:
+#: The tensor-field-network actor shipped with aiida-rlpath (imitation warm start; how it was made:
 #: ``docs/topics/relaxation.md``).
-SHIPPED_CHECKPOINT = Path(__file__).parent / 'checkpoints' / 'relax_td3_tfn.pt'
+SHIPPED_CHECKPOINT = Path(__file__).parent / 'checkpoints' / 'relax_tfn.pt'
 
 
 def load_actor(checkpoint: str | t.Any) -> torch.nn.Module:
