@@ -335,17 +335,12 @@ def train_round(
         run_episode(state, env)
         if state.episode % s.eval_every == 0:
             break
-    result = evaluate(state.agent.actor, validation, state.eval_seeds, fmax, s.eval_max_steps)
-    record = {
-        'episode': state.episode,
-        'eps1': env.eps1,
-        'reward': env.reward_kind,
-        'updates': state.agent.updates,
-        'train_return': float(np.mean(state.returns[first:])) if state.episode > first else None,
-        'train_end_fmax': float(np.mean(state.end_fmax[first:])) if state.episode > first else None,
-        'evaluation': result,
-        'checkpoint': copy.deepcopy(state.agent.state_dict()),
-    }
+    record = _evaluated_record(
+        state, validation, fmax, eps1=env.eps1, reward=env.reward_kind,
+        train_return=float(np.mean(state.returns[first:])) if state.episode > first else None,
+        train_end_fmax=float(np.mean(state.end_fmax[first:])) if state.episode > first else None,
+    )  # fmt: skip
+    result = record['evaluation']
     if log:
         log(
             f'episode {state.episode}: eps1 {env.eps1:.3f} eV/Å, reward {env.reward_kind}, {state.agent.updates} '
@@ -353,6 +348,19 @@ def train_round(
             f'converged {result["converged_fraction"]:.2f}'
         )
     return record
+
+
+def _evaluated_record(state: TrainingState, validation, fmax: float, **fields) -> dict[str, t.Any]:
+    """A round's record: ``episode`` and ``updates`` so far, ``fields``, the :func:`evaluate` dict of the
+    deterministic actor on ``validation`` to ``fmax`` (eV/Å) and the actor's ``checkpoint``."""
+    agent = state.agent
+    return {
+        'episode': state.episode,
+        'updates': agent.updates,
+        **fields,
+        'evaluation': evaluate(agent.actor, validation, state.eval_seeds, fmax, agent.settings.eval_max_steps),
+        'checkpoint': copy.deepcopy(agent.state_dict()),
+    }
 
 
 def _imitation_round(state: TrainingState, env, validation, fmax: float, log) -> dict[str, t.Any]:
@@ -366,18 +374,11 @@ def _imitation_round(state: TrainingState, env, validation, fmax: float, log) ->
     state.imitation_round += 1
     if hasattr(agent, 'actor_target'):
         agent.actor_target.load_state_dict(agent.actor.state_dict())
-    result = evaluate(agent.actor, validation, state.eval_seeds, fmax, s.eval_max_steps)
-    record = {
-        'episode': state.episode,
-        'eps1': s.imitation.eps1,
-        'reward': 'imitation',
-        'updates': agent.updates,
-        'train_return': None,
-        'train_end_fmax': None,
-        'imitation': stats,
-        'evaluation': result,
-        'checkpoint': copy.deepcopy(agent.state_dict()),
-    }
+    record = _evaluated_record(
+        state, validation, fmax, eps1=s.imitation.eps1, reward='imitation', train_return=None, train_end_fmax=None,
+        imitation=stats,
+    )  # fmt: skip
+    result = record['evaluation']
     if log:
         log(
             f'imitation round {state.imitation_round}: {stats["labelled"]}/{stats["episodes"]} episodes labelled, '
