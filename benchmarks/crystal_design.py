@@ -24,6 +24,7 @@ import time
 import warnings
 
 from aiida_rlpath.envs.crystal_design import CrystalDesignEnv, PropertyCache, parse_target
+from aiida_rlpath.physics.properties import PropertySettings
 from aiida_rlpath.rl.algos.design import ALGORITHMS, DesignSettings, run_design
 
 PROTOTYPES = ('rocksalt', 'zincblende', 'cesium_chloride', 'fluorite', 'perovskite')
@@ -38,13 +39,14 @@ def main(argv=None) -> dict:
     parser.add_argument('--prototypes', nargs='+', default=list(PROTOTYPES))
     parser.add_argument('--vocabulary', default='small')
     parser.add_argument('--algorithms', nargs='+', default=['dqn', 'ppo', 'random'], choices=ALGORITHMS)
+    parser.add_argument('--chgnet-model', default=PropertySettings().chgnet_model, help='r2scan, 0.3.0 or 0.2.0')
     args = parser.parse_args(argv)
     target = parse_target(args.target)
     warnings.filterwarnings('ignore')
     results = {}
     for algorithm in args.algorithms:
         env = CrystalDesignEnv(args.prototypes, args.vocabulary)
-        cache = PropertyCache(target.property)
+        cache = PropertyCache(target.property, {'chgnet_model': args.chgnet_model})
         settings = DesignSettings(
             algorithm=algorithm, episodes=args.episodes, episodes_per_round=args.episodes_per_round, seed=args.seed
         )
@@ -67,6 +69,7 @@ def main(argv=None) -> dict:
         'seed': args.seed,
         'prototypes': args.prototypes,
         'vocabulary': args.vocabulary,
+        'chgnet_model': args.chgnet_model,
         **results,
     }
     print(json.dumps(out))

@@ -60,6 +60,11 @@ def test_design_workchain_matches_the_plain_shell(designed):
     assert sum(e.base.caching.is_created_from_cache for e in evaluations) == history.cache_hits
     assert [r.outputs.result['formula'] for r in records] == [e.formula for e in history.episodes]
     assert all(e.is_finished_ok for e in evaluations)
+    # each evaluation records its complete settings: the given fmax, the defaults, the CHGNet model
+    settings = {e.inputs.calculator.pk for e in evaluations if not e.base.caching.is_created_from_cache}
+    assert len(settings) == 1
+    calculator = evaluations[0].inputs.calculator.get_dict()
+    assert calculator['fmax'] == 0.04 and calculator['chgnet_model'] == 'r2scan' and calculator['n_volumes'] == 7
     stored = designed.outputs.checkpoint.load_state_dict()
     for key, value in history.agent.network.state_dict().items():
         assert torch.equal(value, stored[key]), key
@@ -96,6 +101,10 @@ def test_design_inputs_are_validated(aiida_profile):
         builder.calculator = orm.Dict({'steps': 10})
     result = CliRunner().invoke(cmd_root, ['crystal', 'launch', '--target', 'density'])
     assert result.exit_code == 2 and 'PROPERTY=VALUE' in result.output
+    result = CliRunner().invoke(cmd_root, ['crystal', 'launch', '--target', 'density=2', '--chgnet-model', '0.4.0'])
+    assert result.exit_code == 2 and "unknown CHGNet model '0.4.0'" in result.output
+    with pytest.raises(ValueError, match="invalid `calculator`: unknown chgnet_model 'mace'"):
+        builder.calculator = orm.Dict({'chgnet_model': 'mace'})
 
 
 def test_a_failed_evaluation_is_a_penalty_and_an_exit_code(aiida_profile, tmp_path):

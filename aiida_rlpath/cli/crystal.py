@@ -22,6 +22,14 @@ def _target(ctx, param, value):
         raise click.BadParameter(str(exception)) from exception
 
 
+def _chgnet_model(ctx, param, value):
+    from aiida_rlpath.physics.properties import CHGNET_MODELS
+
+    if value not in CHGNET_MODELS:
+        raise click.BadParameter(f'unknown CHGNet model {value!r}; shipped: {", ".join(CHGNET_MODELS)}')
+    return value
+
+
 @click.group('crystal')
 def cmd_crystal():
     """RL crystal design: fill prototype sites with elements to hit a property target."""
@@ -44,11 +52,13 @@ def cmd_crystal():
 @click.option('--no-charge-balance', is_flag=True, help='Do not mask compositions that cannot be charge-balanced.')
 @click.option('--fmax', type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True,
               help='CHGNet relaxation threshold (eV/Å).')  # fmt: skip
+@click.option('--chgnet-model', default='r2scan', show_default=True, callback=_chgnet_model,
+              help='CHGNet model: r2scan (fine-tuned on r2SCAN data), 0.3.0 or 0.2.0 (all in the wheel).')  # fmt: skip
 @click.option('--seed', type=int, default=0, show_default=True, help='Seed of everything random.')
 @click.option('--daemon', is_flag=True, help='Submit to the daemon instead of running here.')
 @decorators.with_dbenv()
 def cmd_launch(target, algorithm, episodes, episodes_per_round, prototypes, cifs, vocabulary, no_charge_balance,
-               fmax, seed, daemon):  # fmt: skip
+               fmax, chgnet_model, seed, daemon):  # fmt: skip
     """Launch a crystal-design run (`rlpath.crystal.design`)."""
     from aiida import orm
     from pymatgen.core import Structure
@@ -66,7 +76,7 @@ def cmd_launch(target, algorithm, episodes, episodes_per_round, prototypes, cifs
     builder.settings = orm.Dict(
         {'algorithm': algorithm, 'episodes': episodes, 'episodes_per_round': episodes_per_round, 'seed': seed}
     )
-    builder.calculator = orm.Dict({'fmax': fmax})
+    builder.calculator = orm.Dict({'fmax': fmax, 'chgnet_model': chgnet_model})
     structures = {}
     for path in cifs:
         try:

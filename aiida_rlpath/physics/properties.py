@@ -27,6 +27,7 @@ import numpy as np
 from pymatgen.core import Structure
 
 __all__ = (
+    'CHGNET_MODELS',
     'EXIT_CODES',
     'PROPERTIES',
     'PropertyResult',
@@ -41,6 +42,9 @@ __all__ = (
 )
 
 PROPERTIES = ('density', 'bulk_modulus', 'band_gap')
+
+#: the CHGNet models whose weights ship inside the ``chgnet`` wheel
+CHGNET_MODELS = ('r2scan', '0.3.0', '0.2.0')
 
 #: exit status -> meaning; shared with the calcfunction that wraps :func:`evaluate_property`.
 EXIT_CODES = {
@@ -97,6 +101,8 @@ class PropertySettings:
             raise ValueError('min_length must be > 0 Å and max_atoms >= 1')
         if self.electronic_temperature < 0:
             raise ValueError('electronic_temperature must be >= 0 K')
+        if self.chgnet_model not in CHGNET_MODELS:
+            raise ValueError(f'unknown chgnet_model {self.chgnet_model!r}; shipped: {", ".join(CHGNET_MODELS)}')
 
     @classmethod
     def from_dict(cls, values: t.Mapping[str, t.Any] | None) -> PropertySettings:

@@ -6,7 +6,9 @@ Per round of ``episodes_per_round`` episodes (calcfunctions of :mod:`aiida_rlpat
 1. ``episode_NNNN``: the current policy fills a prototype; outputs the episode's actions and the structure;
 2. ``evaluate_NNNN``: CHGNet relaxation and the property (plus GFN1-xTB for the band gap), run with AiiDA
    caching on, so a structure already evaluated with the same calculator settings (in this run or any earlier
-   one on the profile) is a cache hit and is not recomputed. A failed evaluation has its exit status (410–414)
+   one on the profile) is a cache hit and is not recomputed. Its settings input is the ``calculator`` input
+   completed with every default (the CHGNet model included), one Dict per run, so a hit never crosses a
+   change of default. A failed evaluation has its exit status (410–414)
    and its structure is not recomputed either within the run;
 3. ``record_NNNN``: the episode with its value and reward (the target's penalty when the evaluation failed);
 4. ``update_NN`` (DQN, PPO): the policy update; outputs the training ``state``, the network ``checkpoint`` and
@@ -19,6 +21,8 @@ rewards as :func:`aiida_rlpath.rl.algos.design.run_design` (cache hits aside, wh
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from aiida import orm
 from aiida.common.links import LinkType
@@ -117,13 +121,18 @@ class CrystalDesignWorkChain(WorkChain):
         self.ctx.records, self.ctx.failed = [], {}
         self.ctx.best_reward, self.ctx.best_structure = None, None
         self.ctx.checkpoint = None
+        # every evaluation gets the complete calculator settings (defaults filled in, the CHGNet model named), so
+        # its node records what was computed and a cache hit never crosses a change of default
+        calculator = dataclasses.asdict(_calculator_settings(self.inputs.calculator))
+        self.ctx.calculator = orm.Dict(calculator).store()
         structures = dict(self.inputs.get('structures', {}))
         self.ctx.structure_inputs = {f'structure_{k}': v for k, v in structures.items()}
         options = environment_from(self.inputs.environment)
         self.report(
             f'{settings.algorithm}: {settings.episodes} episodes, {settings.episodes_per_round} per update; target '
             f'{target.property} = {target.target} ({target.kind}); prototypes {options["prototypes"]}'
-            f'{" + " + ", ".join(sorted(structures)) if structures else ""}; vocabulary {options["vocabulary"]}'
+            f'{" + " + ", ".join(sorted(structures)) if structures else ""}; vocabulary {options["vocabulary"]}; '
+            f'CHGNet {calculator["chgnet_model"]}'
         )
 
     def rounds_left(self):
@@ -146,7 +155,7 @@ class CrystalDesignWorkChain(WorkChain):
         else:
             with enable_caching(identifier=EVALUATE_IDENTIFIER):
                 _, node = evaluate_crystal_property.run_get_node(
-                    structure, orm.Str(target_from(self.inputs.target).property), self.inputs.calculator,
+                    structure, orm.Str(target_from(self.inputs.target).property), self.ctx.calculator,
                     metadata={'call_link_label': label},
                 )  # fmt: skip
         hit = node.base.caching.is_created_from_cache
