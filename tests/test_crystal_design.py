@@ -14,6 +14,7 @@ from aiida_rlpath.envs.crystal_design import (
     CrystalDesignEnv,
     PropertyCache,
     PropertyTarget,
+    Prototype,
     parse_target,
     structure_hash,
 )
@@ -108,6 +109,20 @@ def test_property_calculators_reproduce_known_values():
     failed = properties.evaluate_property(Structure(Lattice.cubic(3.0), ['Cm'], [[0, 0, 0]]), 'density')
     assert not failed.ok and failed.exit_status == 414 and 'ERROR_UNSUPPORTED_ELEMENT' in failed.message
     assert math.isnan(failed.value)
+
+
+@pytest.mark.timeout(600)
+def test_a_collapsed_cell_is_unphysical_and_diamond_is_not():
+    """A designed N–F rock salt relaxes to ~2 Å³ per atom (12 g/cm³), denser than any solid at zero pressure: exit
+    411 with the volume named. Diamond, the densest real solid (5.7 Å³ per atom), passes the same check."""
+    nf = Prototype.build('rocksalt').decorate({0: 'N', 1: 'F'})
+    result = properties.evaluate_property(nf, 'density')
+    assert not result.ok and result.exit_status == 411 and 'collapsed' in result.message, result.message
+    carbon = Prototype.build('diamond').decorate({0: 'C', 1: 'C'})
+    diamond = properties.evaluate_property(carbon, 'density')
+    assert diamond.ok and abs(diamond.value - 3.515) / 3.515 < 0.03, diamond.value
+    with pytest.raises(ValueError, match='min_volume_per_atom'):
+        properties.PropertySettings(min_volume_per_atom=-1.0)
 
 
 def _learn_synthetic(algorithm: str, episodes: int = 64) -> list[float]:

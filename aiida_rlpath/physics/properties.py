@@ -71,6 +71,10 @@ class PropertySettings:
     :param min_length: shortest lattice vector of the xTB supercell, Å; ``max_atoms``: largest supercell.
     :param electronic_temperature: Fermi smearing of the xTB occupations, K.
     :param min_density, max_density: a relaxed density outside this range (g/cm³) is unphysical (exit 411).
+    :param min_volume_per_atom: a cell denser than this (Å³ per atom) is a collapse, unphysical at zero pressure
+        (exit 411): diamond, the densest solid in atoms per volume, has 5.7 Å³. The cell relaxation stops as soon
+        as it crosses this, because a collapsing cell's neighbour lists, and so each CHGNet call, grow without
+        bound (a designed N–F rock salt relaxes to 2.2 Å³ per atom, 12.4 g/cm³).
     :param chgnet_model: CHGNet model to load; ``r2scan`` (the default: 0.3.0 transfer-learned on Materials
         Project r2SCAN data), ``0.3.0`` and ``0.2.0`` (PBE/PBE+U, MPtrj) all ship in the wheel. On nine simple
         crystals ``benchmarks/chgnet_models.py`` measured mean relative errors against experiment of 1.5 %
@@ -88,6 +92,7 @@ class PropertySettings:
     electronic_temperature: float = 300.0
     min_density: float = 0.3
     max_density: float = 30.0
+    min_volume_per_atom: float = 5.0
     chgnet_model: str = 'r2scan'
 
     def __post_init__(self):
@@ -101,6 +106,8 @@ class PropertySettings:
             raise ValueError('min_length must be > 0 Å and max_atoms >= 1')
         if self.electronic_temperature < 0:
             raise ValueError('electronic_temperature must be >= 0 K')
+        if self.min_volume_per_atom < 0:
+            raise ValueError('min_volume_per_atom must be >= 0 Å³')
         if self.chgnet_model not in CHGNET_MODELS:
             raise ValueError(f'unknown chgnet_model {self.chgnet_model!r}; shipped: {", ".join(CHGNET_MODELS)}')
 
@@ -169,7 +176,33 @@ def _check_supported(structure: Structure):
             raise _Failure(414, f'{element} (Z = {element.Z}) is beyond CHGNet’s training data (Z ≤ 94)')
 
 
+def _check_volume(volume: float, atoms: int, settings: PropertySettings):
+    if volume / atoms < settings.min_volume_per_atom:
+        raise _Failure(
+            411,
+            f'cell collapsed to {volume / atoms:.2f} Å³ per atom (< {settings.min_volume_per_atom}; diamond has 5.7)',
+        )
+
+
+def _guarded_cell_filter(settings: PropertySettings):
+    """ASE's ``FrechetCellFilter`` (CHGNet's default) that stops the relaxation once the cell collapses: its volume
+    per atom is below ``settings.min_volume_per_atom`` and still shrinking below where it started (a start that is
+    too dense, as a radius-rescaled design of small atoms can be, may expand)."""
+    from ase.filters import FrechetCellFilter
+
+    class GuardedCellFilter(FrechetCellFilter):
+        def get_forces(self, **kwargs):
+            volume = self.atoms.get_volume()
+            self.start_volume = getattr(self, 'start_volume', volume)
+            if volume < 0.95 * self.start_volume:
+                _check_volume(volume, len(self.atoms), settings)
+            return super().get_forces(**kwargs)
+
+    return GuardedCellFilter
+
+
 def _check_physical(structure: Structure, settings: PropertySettings):
+    _check_volume(float(structure.volume), len(structure), settings)
     density = float(structure.density)
     if not np.isfinite(density) or not settings.min_density <= density <= settings.max_density:
         raise _Failure(
@@ -200,8 +233,11 @@ def relax(structure: Structure, settings: PropertySettings = PropertySettings())
                 fmax=settings.fmax,
                 steps=settings.relax_steps,
                 relax_cell=settings.relax_cell,
+                ase_filter=_guarded_cell_filter(settings),
                 verbose=False,
             )
+        except _Failure:
+            raise
         except Exception as exception:
             raise _Failure(410, f'CHGNet relaxation raised {type(exception).__name__}: {exception}') from exception
     relaxed = result['final_structure']
