@@ -112,15 +112,21 @@ def test_property_calculators_reproduce_known_values():
 
 
 @pytest.mark.timeout(600)
-def test_a_collapsed_cell_is_unphysical_and_diamond_is_not():
-    """A designed N–F rock salt relaxes to ~2 Å³ per atom (12 g/cm³), denser than any solid at zero pressure: exit
-    411 with the volume named. Diamond, the densest real solid (5.7 Å³ per atom), passes the same check."""
+def test_too_dense_starts_are_expanded_and_collapses_stop_the_relaxation():
+    """A radius-rescaled N–F rock salt starts at 1.5 Å³ per atom, denser than any solid; it is expanded to 10 % above
+    the 5 Å³ floor and relaxes to a physical density (from its own start CHGNet took it to 12.4 g/cm³). Diamond
+    (5.7 Å³ per atom) passes the floor. A cell that shrinks through the floor (Si, 20 Å³ per atom, against a floor
+    set to 25) stops its relaxation with exit 411 and the volume named."""
     nf = Prototype.build('rocksalt').decorate({0: 'N', 1: 'F'})
+    assert nf.volume / len(nf) < 2.0
     result = properties.evaluate_property(nf, 'density')
-    assert not result.ok and result.exit_status == 411 and 'collapsed' in result.message, result.message
+    assert result.ok and result.value < 5.0 and result.relaxed.volume / len(nf) > 5.0, result.value
     carbon = Prototype.build('diamond').decorate({0: 'C', 1: 'C'})
     diamond = properties.evaluate_property(carbon, 'density')
     assert diamond.ok and abs(diamond.value - 3.515) / 3.515 < 0.03, diamond.value
+    collapsed = properties.evaluate_property(prototype('diamond'), 'density', {'min_volume_per_atom': 25.0})
+    assert not collapsed.ok and collapsed.exit_status == 411, collapsed.message
+    assert 'cell collapsed to' in collapsed.message and '< 25.0' in collapsed.message
     with pytest.raises(ValueError, match='min_volume_per_atom'):
         properties.PropertySettings(min_volume_per_atom=-1.0)
 

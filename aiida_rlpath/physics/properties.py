@@ -73,8 +73,10 @@ class PropertySettings:
     :param min_density, max_density: a relaxed density outside this range (g/cm³) is unphysical (exit 411).
     :param min_volume_per_atom: a cell denser than this (Å³ per atom) is a collapse, unphysical at zero pressure
         (exit 411): diamond, the densest solid in atoms per volume, has 5.7 Å³. The cell relaxation stops as soon
-        as it crosses this, because a collapsing cell's neighbour lists, and so each CHGNet call, grow without
-        bound (a designed N–F rock salt relaxes to 2.2 Å³ per atom, 12.4 g/cm³).
+        as it crosses this, and a cell relaxation that would start denser starts 10 % above it instead:
+        CHGNet's neighbour lists, and so the cost of each call, grow with the density (a designed SiF4 perovskite
+        started at 1.4 Å³ per atom stalled a benchmark; a designed N–F rock salt relaxes to 2.2 Å³ per atom,
+        12.4 g/cm³).
     :param chgnet_model: CHGNet model to load; ``r2scan`` (the default: 0.3.0 transfer-learned on Materials
         Project r2SCAN data), ``0.3.0`` and ``0.2.0`` (PBE/PBE+U, MPtrj) all ship in the wheel. On nine simple
         crystals ``benchmarks/chgnet_models.py`` measured mean relative errors against experiment of 1.5 %
@@ -185,24 +187,21 @@ def _check_volume(volume: float, atoms: int, settings: PropertySettings):
 
 
 def _guarded_cell_filter(settings: PropertySettings):
-    """ASE's ``FrechetCellFilter`` (CHGNet's default) that stops the relaxation once the cell collapses: its volume
-    per atom is below ``settings.min_volume_per_atom`` and still shrinking below where it started (a start that is
-    too dense, as a radius-rescaled design of small atoms can be, may expand)."""
+    """ASE's ``FrechetCellFilter`` (CHGNet's default) that stops the relaxation once the cell collapses below
+    ``settings.min_volume_per_atom``."""
     from ase.filters import FrechetCellFilter
 
     class GuardedCellFilter(FrechetCellFilter):
         def get_forces(self, **kwargs):
-            volume = self.atoms.get_volume()
-            self.start_volume = getattr(self, 'start_volume', volume)
-            if volume < 0.95 * self.start_volume:
-                _check_volume(volume, len(self.atoms), settings)
+            _check_volume(self.atoms.get_volume(), len(self.atoms), settings)
             return super().get_forces(**kwargs)
 
     return GuardedCellFilter
 
 
 def _check_physical(structure: Structure, settings: PropertySettings):
-    _check_volume(float(structure.volume), len(structure), settings)
+    if settings.relax_cell:  # a fixed cell (the EOS's strained volumes) is what it was given
+        _check_volume(float(structure.volume), len(structure), settings)
     density = float(structure.density)
     if not np.isfinite(density) or not settings.min_density <= density <= settings.max_density:
         raise _Failure(
@@ -224,12 +223,18 @@ def relax(structure: Structure, settings: PropertySettings = PropertySettings())
     from chgnet.model import StructOptimizer
 
     _check_supported(structure)
+    structure = structure.copy()
+    floor = 1.1 * settings.min_volume_per_atom * len(structure)
+    if settings.relax_cell and structure.volume < floor:
+        # a start denser than any solid (a radius-rescaled design of small atoms: Si and F in a perovskite start at
+        # 1.4 Å³ per atom) is expanded to 10 % above the floor; from there CHGNet's neighbour lists stay small
+        structure.scale_lattice(floor)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter('ignore')
         optimiser = StructOptimizer(model=chgnet_model(settings.chgnet_model), optimizer_class='FIRE', use_device='cpu')
         try:
             result = optimiser.relax(
-                structure.copy(),
+                structure,
                 fmax=settings.fmax,
                 steps=settings.relax_steps,
                 relax_cell=settings.relax_cell,
