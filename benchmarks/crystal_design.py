@@ -24,7 +24,7 @@ import time
 import warnings
 
 from aiida_rlpath.envs.crystal_design import CrystalDesignEnv, PropertyCache, parse_target
-from aiida_rlpath.physics.properties import PropertySettings
+from aiida_rlpath.physics.properties import CHGNET_MODELS, PropertySettings
 from aiida_rlpath.rl.algos.design import ALGORITHMS, DesignSettings, run_design
 
 PROTOTYPES = ('rocksalt', 'zincblende', 'cesium_chloride', 'fluorite', 'perovskite')
@@ -39,7 +39,7 @@ def main(argv=None) -> dict:
     parser.add_argument('--prototypes', nargs='+', default=list(PROTOTYPES))
     parser.add_argument('--vocabulary', default='small')
     parser.add_argument('--algorithms', nargs='+', default=['dqn', 'ppo', 'random'], choices=ALGORITHMS)
-    parser.add_argument('--chgnet-model', default=PropertySettings().chgnet_model, help='r2scan, 0.3.0 or 0.2.0')
+    parser.add_argument('--chgnet-model', default=PropertySettings().chgnet_model, choices=CHGNET_MODELS)
     args = parser.parse_args(argv)
     target = parse_target(args.target)
     warnings.filterwarnings('ignore')
