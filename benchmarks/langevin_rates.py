@@ -54,6 +54,9 @@ def main():
     parser.add_argument('--paths', type=int, default=300, help='training paths per cycle')
     parser.add_argument('--production-paths', type=int, default=1000)
     parser.add_argument('--td-epochs', type=int, default=500)
+    parser.add_argument('--td-lambda', type=float, default=SamplerSettings.td_lambda, help='λ of the TD(λ) targets')
+    parser.add_argument('--ratio-cap', type=float, default=SamplerSettings.ratio_cap, help='cap on target / V(x)')
+    parser.add_argument('--max-bias', type=float, default=SamplerSettings.max_bias, help='drift cap per atom (s)')
     parser.add_argument('--max-steps', type=int, default=30_000, help='per path (a cut path counts as a failure)')
     parser.add_argument('--shooting-paths', type=int, default=2000, help='undriven flux × shooting baseline (0: skip)')
     parser.add_argument('--threads', type=int, default=1, help='torch threads')
@@ -64,7 +67,7 @@ def main():
     settings = SamplerSettings(
         cycles=args.cycles, paths=args.paths, td_epochs=args.td_epochs, production_paths=args.production_paths,
         max_steps=args.max_steps, warmup_cycles=args.warmup_cycles, warmup_beta=args.warmup_beta,
-        replay=args.replay,
+        replay=args.replay, td_lambda=args.td_lambda, ratio_cap=args.ratio_cap, max_bias=args.max_bias,
     )  # fmt: skip
     print(f'problem {problem}\nsampler {settings}', flush=True)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from aiida_rlpath.envs.langevin import TransitionProblem, brute_force, shoot
+from aiida_rlpath.envs.langevin import TransitionProblem, Transitions, brute_force, shoot
 from aiida_rlpath.physics.langevin import (
     LangevinSettings,
     double_well,
@@ -15,7 +15,13 @@ from aiida_rlpath.physics.langevin import (
     step,
 )
 from aiida_rlpath.physics.pes import lj2d_energy_forces
-from aiida_rlpath.rl.algos.value_is import CommittorNetwork, SamplerSettings, _shoot_driven, estimate_rate
+from aiida_rlpath.rl.algos.value_is import (
+    CommittorNetwork,
+    SamplerSettings,
+    _shoot_driven,
+    estimate_rate,
+    lambda_returns,
+)
 from aiida_rlpath.systems.lj7 import STATE_CVS, collective_variables, find_minima, minimum_positions
 
 
@@ -150,6 +156,52 @@ def test_branching_keeps_the_path_averages_unbiased():
         back[label] = (per_path.mean(), per_path.std() / np.sqrt(paths))
     assert 0.2 < back['plain'][0] < 0.99
     assert abs(back['plain'][0] - back['branched'][0]) < 4 * np.hypot(back['plain'][1], back['branched'][1])
+
+
+def test_lambda_returns_follow_each_leaf_of_a_branched_run():
+    problem = TransitionProblem(beta=4.0)
+    starts = brute_force(problem, walkers=50, steps=800, seed=0).crossing_positions
+
+    def log_value(x):
+        return -3.0 * lj7_collective_variables(x)[:, 1]
+
+    ensemble, data = shoot(problem, starts, 100, walkers=100, seed=3, max_steps=300, stride=10, log_value=log_value)
+    assert len(ensemble.outcome) > 100  # some paths split: copies are leaves of their own
+    log_v = -3.0 * data.cv_to[:, 1]
+    one_step = lambda_returns(data.log_weight, log_v, data.end, data.path, 0.0)
+    monte_carlo = lambda_returns(data.log_weight, log_v, data.end, data.path, 1.0)
+    half = lambda_returns(data.log_weight, log_v, data.end, data.path, 0.5)
+    reached = {1: 0, 2: 0}
+    for leaf in np.unique(data.path):
+        rows = np.flatnonzero(data.path == leaf)
+        # a leaf's rows chain in time order, and only its last row can end the path
+        assert np.array_equal(data.cv_to[rows[:-1]], data.cv_from[rows[1:]])
+        assert np.all(data.end[rows[:-1]] == 0)
+        last = rows[-1]
+        tail = np.cumsum(data.log_weight[rows][::-1])[::-1]  # log ρ from each row to the leaf's end
+        if data.end[last] == 1:  # Monte Carlo: the weight of the rest of the leaf
+            reached[1] += 1
+            np.testing.assert_allclose(monte_carlo[rows], tail, rtol=0, atol=1e-9)
+        elif data.end[last] == 2:
+            reached[2] += 1
+            assert np.all(monte_carlo[rows] == -np.inf)
+        else:  # cut or pruned: bootstrapped with V where the leaf stopped
+            np.testing.assert_allclose(monte_carlo[rows], tail + log_v[last], rtol=0, atol=1e-9)
+        if len(rows) > 1:  # λ = 1/2 mixes the one-step target with the next row's return
+            expected = data.log_weight[rows[0]] + np.logaddexp(
+                np.log(0.5) + log_v[rows[0]], np.log(0.5) + half[rows[1]]
+            )
+            assert half[rows[0]] == pytest.approx(expected, abs=1e-12)
+    assert reached[2] > 0 and reached[2] < len(np.unique(data.path))  # some fell back, some were cut or pruned
+    # a hand-made pair of leaves, interleaved: leaf 0 reaches the target, leaf 1 falls back
+    rows = (np.log([0.5, 2.0, 1.0, 1.5, 0.8]), np.log([0.3, 0.4, 0.6, 0.2, 0.9]), np.array([0, 0, 0, 1, 2]))
+    path = np.array([0, 1, 0, 0, 1])
+    np.testing.assert_allclose(np.exp(lambda_returns(*rows, path, 1.0)), [0.75, 0.0, 1.5, 1.5, 0.0], rtol=1e-12)
+    np.testing.assert_allclose(np.exp(lambda_returns(*rows, path, 0.5)), [0.3375, 0.4, 1.05, 1.5, 0.0], rtol=1e-12)
+    expected_one_step = np.where(data.end == 2, -np.inf, data.log_weight + np.where(data.end == 1, 0.0, log_v))
+    assert np.array_equal(one_step, expected_one_step)
+    both = Transitions.concatenate([data, data])
+    assert len(np.unique(both.path)) == 2 * len(np.unique(data.path))  # the second part's leaves are renumbered
 
 
 def test_problem_validation_names_the_bad_input():

@@ -168,17 +168,23 @@ def brute_force(
 class Transitions:
     """TD data of a shooting run, one row per stored transition a → b (every ``stride`` steps and at the end):
     ``cv_from`` / ``cv_to`` (rows, 2) in (μ2, μ3), ``log_weight`` the log path weight accumulated from a to b,
-    ``end`` 0 running, 1 b is in the target, 2 b is back in the start state."""
+    ``end`` 0 running, 1 b is in the target, 2 b is back in the start state; ``path`` the leaf (path or branched
+    copy) each row belongs to. A leaf's rows are in time order and chain (one's b is the next one's a); a copy's
+    rows start where it split from its parent."""
 
     cv_from: np.ndarray
     cv_to: np.ndarray
     log_weight: np.ndarray
     end: np.ndarray
+    path: np.ndarray
 
     @classmethod
     def concatenate(cls, parts: t.Sequence[Transitions]) -> Transitions:
-        """The rows of all ``parts`` in order."""
-        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(cls)))
+        """The rows of all ``parts`` in order; the leaves of each part are renumbered after the previous parts'."""
+        offsets = np.cumsum([0] + [int(p.path.max()) + 1 if len(p.path) else 0 for p in parts[:-1]])
+        columns = {f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(cls)}
+        columns['path'] = np.concatenate([p.path + offset for p, offset in zip(parts, offsets, strict=True)])
+        return cls(**columns)
 
 
 def shoot(
@@ -255,7 +261,7 @@ def shoot(
     cv_prev = lj7_collective_variables(x)
     ref = log_w + log_value(x) if log_value is not None else log_w.clone()  # log w₀V(x₀) of each path
     results: dict[int, tuple[int, int, float, int]] = {}  # leaf → (root, outcome, log weight, steps)
-    rows: dict[str, list] = {'cv_from': [], 'cv_to': [], 'log_weight': [], 'end': []}
+    rows: dict[str, list] = {'cv_from': [], 'cv_to': [], 'log_weight': [], 'end': [], 'path': []}
     trace_rows: list[list[np.ndarray]] = [[] for _ in range(traces)]
     force_evals = 0
     codes = np.array([-1, 1, 0, -2])  # end code → outcome: running-but-cut, target, start, killed
@@ -284,6 +290,7 @@ def shoot(
             rows['cv_to'].append(cvs[record].numpy())
             rows['log_weight'].append(segment_w[record].numpy())
             rows['end'].append(end[record].numpy())
+            rows['path'].append(leaf[record].numpy())
             cv_prev = torch.where(record[:, None], cvs, cv_prev)
             segment_w[record] = 0.0
             traced = record & (leaf < traces)
@@ -350,7 +357,10 @@ def shoot(
         cv_traces if traces else None, roots.astype(int) if log_value is not None else None, paths,
     )  # fmt: skip
     transitions = Transitions(
-        **{k: np.concatenate(v) if v else np.zeros((0, 2) if k.startswith('cv') else 0) for k, v in rows.items()}
+        **{
+            k: np.concatenate(v) if v else np.zeros((0, 2) if k.startswith('cv') else 0, int if k == 'path' else float)
+            for k, v in rows.items()
+        }
     )
     return ensemble, transitions
 

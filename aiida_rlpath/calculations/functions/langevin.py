@@ -95,10 +95,16 @@ def _transitions_node(data) -> orm.ArrayData:
 
 
 def transitions_from(node: orm.ArrayData):
-    """The :class:`~aiida_rlpath.envs.langevin.Transitions` stored in an ArrayData."""
+    """The :class:`~aiida_rlpath.envs.langevin.Transitions` stored in an ArrayData. A node stored before rows named
+    their leaf (no ``path`` array) gives each row a leaf of its own, which makes any λ-return a one-step target."""
     from aiida_rlpath.envs.langevin import Transitions
 
-    return Transitions(**{field.name: node.get_array(field.name) for field in dataclasses.fields(Transitions)})
+    names = node.get_arraynames()
+    columns = {
+        field.name: node.get_array(field.name) for field in dataclasses.fields(Transitions) if field.name in names
+    }
+    columns.setdefault('path', np.arange(len(columns['end'])))
+    return Transitions(**columns)
 
 
 @calcfunction

@@ -14,7 +14,7 @@ h-transform), sends every path to B and, with the exact V, gives each path the s
   quality only sets the variance.
 - ``td_update``: semi-gradient TD on the relative Bellman error 1 − ρ·V(y)/V(x) of the stored transitions
   (ρ the path weight of the transition, which makes it an expectation under π although the paths were drawn
-  from π'), with targets 1 in B and 0 in A.
+  from π'), with targets 1 in B and 0 in A; optionally TD(λ) on λ-returns along each path (``lambda_returns``).
 - ``train``: cycles of shooting with the current V and TD updates on the transitions of the latest cycles (a
   replay of ``replay`` cycles: the path weight ρ makes an old transition a valid Bellman sample under any later
   drive).
@@ -43,6 +43,7 @@ __all__ = (
     'cycle_seeds',
     'estimate_rate',
     'flux_run',
+    'lambda_returns',
     'production',
     'replay_cycles',
     'run_seeds',
@@ -100,9 +101,11 @@ class CommittorNetwork(nn.Module):
 
 @dataclasses.dataclass(frozen=True)
 class SamplerSettings:
-    """RL sampler: ``cycles`` of ``paths`` training paths each (``walkers`` at a time), ``td_epochs`` full-batch TD
-    steps per cycle at ``learning_rate``; ``max_bias`` caps the drift per atom (units of the step's noise s);
-    ``ratio_cap`` caps ρV(y)/V(x) in the TD error; ``replay`` how many cycles' transitions (the latest) the TD
+    """RL sampler: ``cycles`` of ``paths`` training paths each (``walkers`` at a time), ``td_epochs`` full-batch
+    TD(λ) steps per cycle at ``learning_rate`` with λ = ``td_lambda`` (:func:`lambda_returns`); ``max_bias``
+    caps the drift per atom (units of the step's noise s); ``ratio_cap`` caps the target over V(x) in the TD
+    error (with λ > 0 most targets are 0 or far above V(x), and a cap of 10 drove log V to about −38 within one
+    cycle at β = 5, so raise it, e.g. to 1e6); ``replay`` how many cycles' transitions (the latest) the TD
     updates see; ``production_paths`` for the final estimate; ``flux_walkers`` × ``flux_steps`` for the flux run;
     ``max_steps`` per path; ``stride`` steps per stored TD transition; ``warmup_cycles`` cycles first at the
     higher temperature ``warmup_beta`` (1/ε), where unbiased paths still reach B, so that V has seen the route
@@ -115,6 +118,7 @@ class SamplerSettings:
     walkers: int = 200
     td_epochs: int = 200
     learning_rate: float = 0.01
+    td_lambda: float = 0.0
     max_bias: float = 1.0
     ratio_cap: float = 10.0
     replay: int = 3
@@ -139,8 +143,47 @@ class SamplerSettings:
         for name in ('learning_rate', 'max_bias', 'ratio_cap', 'warmup_beta'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be positive, got {getattr(self, name)}')
+        if not 0 <= self.td_lambda <= 1:
+            raise ValueError(f'td_lambda must be within [0, 1], got {self.td_lambda}')
         if not 0 < self.start_mixing <= 1:
             raise ValueError(f'start_mixing must be within (0, 1], got {self.start_mixing}')
+
+
+def lambda_returns(
+    log_weight: np.ndarray, log_value_next: np.ndarray, end: np.ndarray, path: np.ndarray, lam: float
+) -> np.ndarray:
+    """log of the λ-returns G of transitions x → y (rows of :class:`~aiida_rlpath.envs.langevin.Transitions`).
+
+    ``log_weight`` is each row's log path weight ρ, ``log_value_next`` log V(y), ``end`` its end code and ``path``
+    its leaf; a leaf's rows are in time order. G = ρ·((1 − λ)·V(y) + λ·G') with G' the next row's return on the
+    same leaf; at the leaf's last row G = ρ·1 in the target, 0 back in the start state, and ρ·V(y) where the leaf
+    was cut or pruned (a bootstrap at a stopping time, so still a Bellman target). λ = 0 gives the one-step
+    target ρ·V(y); λ = 1 the Monte Carlo return: the weight of the rest of the path if it reached the target.
+    """
+    log_one_step = np.where(end == 2, -np.inf, log_weight + np.where(end == 1, 0.0, log_value_next))
+    if lam == 0 or len(end) == 0:
+        return log_one_step
+    order = np.argsort(path, kind='stable')
+    sorted_path = path[order]
+    last = np.append(sorted_path[1:] != sorted_path[:-1], True)
+    last_positions = np.flatnonzero(last)
+    position = np.arange(len(order))
+    from_end = last_positions[np.searchsorted(last_positions, position)] - position  # rows to the leaf's last
+    log_w, log_v, one_step = log_weight[order], log_value_next[order], log_one_step[order]
+    log_keep, log_rest = np.log(lam), (np.log1p(-lam) if lam < 1 else -np.inf)
+    log_g = np.empty(len(order))
+    by_distance = np.argsort(from_end, kind='stable')
+    first = 0
+    for distance, count in enumerate(np.bincount(from_end)):
+        rows = by_distance[first : first + count]
+        first += count
+        if distance == 0:
+            log_g[rows] = one_step[rows]
+        else:
+            log_g[rows] = log_w[rows] + np.logaddexp(log_rest + log_v[rows], log_keep + log_g[rows + 1])
+    result = np.empty_like(log_g)
+    result[order] = log_g
+    return result
 
 
 def td_update(
@@ -150,28 +193,29 @@ def td_update(
     epochs: int,
     ratio_cap: float,
     sweep: int = 20,
+    lam: float = 0.0,
 ) -> float:
-    """``epochs`` full-batch TD steps on ``data``; returns the final mean absolute relative TD error.
+    """``epochs`` full-batch TD(λ) steps on ``data``; returns the final mean absolute relative TD error.
 
-    For a transition x → y with path weight ρ the Bellman target is ρ·V(y) (1 if y is in B, 0 if y is back in A).
-    Every ``sweep`` steps the targets are recomputed with the current network V₀ (a target network); in between,
-    the steps minimise the relative squared error (V(x)/V₀(x) − min(target/V₀(x), ``ratio_cap``))², whose
-    minimiser is the conditional mean of the (capped) target — the Bellman relation — on every scale of V. The
-    returned error is mean(abs(1 − target/V(x))) at the last recomputation.
+    For a transition x → y with path weight ρ the one-step Bellman target is ρ·V(y) (1 if y is in B, 0 if y is
+    back in A); with ``lam`` > 0 it is the λ-return along the rest of the leaf (:func:`lambda_returns`), which
+    carries what the path met later back in one step. Every ``sweep`` steps the targets are recomputed with the
+    current network V₀ (a target network); in between, the steps minimise the relative squared error
+    (V(x)/V₀(x) − min(target/V₀(x), ``ratio_cap``))², whose minimiser is the conditional mean of the (capped)
+    target — the Bellman relation — on every scale of V. The returned error is mean(abs(1 − target/V(x))) at the
+    last recomputation.
     """
     if len(data.end) == 0:
         return float('nan')
     cv_from = torch.as_tensor(data.cv_from)
     cv_to = torch.as_tensor(data.cv_to)
-    log_w = torch.as_tensor(data.log_weight)
-    end = torch.as_tensor(data.end)
+    log_w, end, path = np.asarray(data.log_weight), np.asarray(data.end), np.asarray(data.path)
     error = float('nan')
     for epoch in range(epochs):
         if epoch % sweep == 0:
             with torch.no_grad():
                 log_old = network(cv_from)
-                log_next = torch.where(end == 1, torch.zeros_like(log_w), network(cv_to))
-                log_target = torch.where(end == 2, torch.full_like(log_w, -torch.inf), log_w + log_next)
+                log_target = torch.as_tensor(lambda_returns(log_w, network(cv_to).numpy(), end, path, lam))
                 ratio = torch.exp(log_target - log_old).clamp(max=ratio_cap)
                 error = float((1.0 - ratio).abs().mean())
         loss = ((torch.exp(network(cv_from) - log_old) - ratio) ** 2).mean()
@@ -272,8 +316,9 @@ def training_cycle(
     ensemble, data = _shoot_driven(problem, starts, settings.paths, settings, seed, network)
     optimizer = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
     td_error = td_update(
-        network, optimizer, Transitions.concatenate([*replay, data]), settings.td_epochs, settings.ratio_cap
-    )
+        network, optimizer, Transitions.concatenate([*replay, data]), settings.td_epochs, settings.ratio_cap,
+        lam=settings.td_lambda,
+    )  # fmt: skip
     return network, {'beta': problem.beta, **_ensemble_stats(ensemble), 'td_error': td_error}, ensemble, data
 
 
