@@ -182,9 +182,12 @@ class Transitions:
     def concatenate(cls, parts: t.Sequence[Transitions]) -> Transitions:
         """The rows of all ``parts`` in order; the leaves of each part are renumbered after the previous parts'."""
         offsets = np.cumsum([0] + [int(p.path.max()) + 1 if len(p.path) else 0 for p in parts[:-1]])
-        columns = {f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(cls)}
-        columns['path'] = np.concatenate([p.path + offset for p, offset in zip(parts, offsets, strict=True)])
-        return cls(**columns)
+        columns = {
+            f.name: np.concatenate([getattr(p, f.name) for p in parts])
+            for f in dataclasses.fields(cls)
+            if f.name != 'path'
+        }
+        return cls(**columns, path=np.concatenate([p.path + offset for p, offset in zip(parts, offsets, strict=True)]))
 
 
 def shoot(
