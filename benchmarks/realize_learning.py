@@ -12,7 +12,9 @@ Plain shell (no AiiDA), the same functions the work chains compose (``envs.oxida
 Prints one line per cycle and per evaluation, then as its last line one JSON object: ``trained_success_rate``,
 ``random_success_rate``, ``untrained_success_rate``, ``trained_mean_barrier_eV``, ``random_mean_barrier_eV``
 (mean effective barrier of the successful evaluation episodes, eV), ``kept_mean_barrier_eV`` (the events kept in
-training), ``force_calls_per_success_trained`` / ``_random``, ``success_ratio`` and the wall times (s).
+training), ``force_calls_per_success_trained`` / ``_random``, ``success_ratio``, exact 95 % intervals of the two success
+rates (``trained_success_ci95``, ``random_success_ci95``: with a handful of seeds they are wide) and the wall
+times (s).
 
     python benchmarks/realize_learning.py                       # the fast protocol (minutes to an hour on 2 cores)
     python benchmarks/realize_learning.py --size tiny --oxide-thickness 0 --cycles 6 --episodes 4
@@ -38,12 +40,22 @@ from aiida_rlpath.envs.oxidation import (
 from aiida_rlpath.envs.oxidation import train as train_cycles
 from aiida_rlpath.rl.models import build_policy, init_policy
 from aiida_rlpath.systems.si_oxide import build_oxidation_start
-from aiida_rlpath.workflows.protocols import get_protocol, protocol_overrides
+from aiida_rlpath.workflows.protocols import get_protocol, protocol_overrides, recursive_merge
 
 
 def _mean(values):
     values = [v for v in values if v is not None and np.isfinite(v)]
     return float(np.mean(values)) if values else None
+
+
+def _clopper_pearson(successes: int, trials: int, level: float = 0.95) -> list[float]:
+    """The exact (Clopper-Pearson) two-sided interval of a success rate from ``successes`` of ``trials``."""
+    from scipy.stats import beta
+
+    tail = (1 - level) / 2
+    low = beta.ppf(tail, successes, trials - successes + 1) if successes else 0.0
+    high = beta.ppf(1 - tail, successes + 1, trials - successes) if successes < trials else 1.0
+    return [round(float(low), 3), round(float(high), 3)]
 
 
 def _print_episode(label: str, seed: int, result: dict) -> None:
@@ -64,19 +76,25 @@ def main():
     parser.add_argument('--eval-episodes', type=int, default=8)
     parser.add_argument('--eval-threshold', type=float, help='eV (default: the protocol threshold_start)')
     parser.add_argument('--model', choices=['multipole', 'sevennet'])
+    parser.add_argument('--skip-untrained', action='store_true', help='evaluate only the trained and the random policy')
+    parser.add_argument(
+        '--override', type=json.loads, default={},
+        help='JSON merged into the protocol last, e.g. \'{"training": {"ppo": {"learning_rate": 0.003}}}\'',
+    )  # fmt: skip
     args = parser.parse_args()
 
     overrides = protocol_overrides(
         size=args.size, oxide_thickness=args.oxide_thickness, insert_height=args.insert_height,
         max_steps=args.max_steps, cycles=args.cycles, episodes=args.episodes, model=args.model,
     )  # fmt: skip
-    preset = get_protocol('realize', args.protocol, overrides)
+    preset = get_protocol('realize', args.protocol, recursive_merge(overrides, args.override))
     system = {'seed': args.seed, **preset['system']}
     settings = OxidationSettings(**preset['settings'])
     training = TrainingSettings(**preset['training'])
     weights = RewardWeights(**preset.get('weights', {}))
     threshold = args.eval_threshold if args.eval_threshold is not None else training.threshold_start
-    print(f'protocol {args.protocol}: system {system}, settings {dataclasses.asdict(settings)}', flush=True)
+    print(f'protocol {args.protocol}: system {system}, settings {dataclasses.asdict(settings)}, training '
+          f'{dataclasses.asdict(training)}', flush=True)  # fmt: skip
 
     clock = time.perf_counter()
     atoms, agent, _ = build_oxidation_start(**system)
@@ -105,7 +123,8 @@ def main():
     seeds = [int(s) for s in np.random.default_rng([args.seed, 99]).integers(2**31, size=args.eval_episodes)]
     clock = time.perf_counter()
     evaluation = {}
-    for label, actor in (('trained', policy), ('random', None), ('untrained', untrained)):
+    actors = {'trained': policy, 'random': None} | ({} if args.skip_untrained else {'untrained': untrained})
+    for label, actor in actors.items():
         env = OxidationEnv(atoms, agent, threshold, settings=settings, weights=weights)
         evaluation[label] = evaluate_policy(env, seeds, actor, functools.partial(_print_episode, label))
     evaluate_s = time.perf_counter() - clock
@@ -123,7 +142,11 @@ def main():
         'kept_mean_barrier_eV': _mean([c['kept_barrier'] for c in cycles]),
         'trained_success_rate': trained['success_rate'],
         'random_success_rate': random['success_rate'],
-        'untrained_success_rate': evaluation['untrained']['success_rate'],
+        'untrained_success_rate': evaluation['untrained']['success_rate'] if 'untrained' in evaluation else None,
+        **{
+            f'{label}_success_ci95': _clopper_pearson(evaluation[label]['outcomes'].count('success'), len(seeds))
+            for label in ('trained', 'random')
+        },
         'success_ratio': trained['success_rate'] / random['success_rate'] if random['success_rate'] else None,
         'trained_mean_barrier_eV': trained['mean_barrier_eV'],
         'random_mean_barrier_eV': random['mean_barrier_eV'],
