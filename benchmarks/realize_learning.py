@@ -21,7 +21,7 @@ ratio is at least this; defined when random never succeeds) and the wall times (
     python benchmarks/realize_learning.py                       # the fast protocol (minutes to an hour on 2 cores)
     python benchmarks/realize_learning.py --size tiny --oxide-thickness 0 --cycles 6 --episodes 4
 
-The runs reported against the target (about an hour each on one core; benchmarks/README.md):
+The runs reported against the target (1.3–1.8 h each on one core; benchmarks/README.md):
 
     python benchmarks/realize_learning.py --size tiny --cycles 10 --episodes 4 --eval-episodes 48 \
         --skip-untrained --seed 0      # and --seed 1
@@ -137,6 +137,7 @@ def main():
     evaluate_s = time.perf_counter() - clock
 
     trained, random = evaluation['trained'], evaluation['random']
+    kept = [c['kept_barrier'] for c in cycles if c['kept_barrier'] is not None]
     intervals = {
         label: _clopper_pearson(evaluation[label]['outcomes'].count('success'), len(seeds)) for label in actors
     }
@@ -149,8 +150,8 @@ def main():
         'eval_episodes': args.eval_episodes,
         'eval_threshold_eV': threshold,
         'training_success_rates': [c['success_rate'] for c in cycles],
-        'kept_barriers_eV': [c['kept_barrier'] for c in cycles if c['kept_barrier'] is not None],
-        'kept_mean_barrier_eV': _mean([c['kept_barrier'] for c in cycles]),
+        'kept_barriers_eV': kept,
+        'kept_mean_barrier_eV': _mean(kept),
         'trained_success_rate': trained['success_rate'],
         'random_success_rate': random['success_rate'],
         'untrained_success_rate': evaluation['untrained']['success_rate'] if 'untrained' in evaluation else None,
