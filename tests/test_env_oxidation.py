@@ -81,16 +81,42 @@ def test_step_reward_terms():
     assert step_reward('moved', 0.0, 1.0, shaped, descent=2.0) == pytest.approx(-0.1 + 1.0)
 
 
+def test_a_success_needs_the_whole_pathway_under_the_threshold():
+    assert np.isnan(oxidation.path_barrier(float('nan'), float('nan')))
+    assert oxidation.path_barrier(float('nan'), 0.7) == 0.7
+    assert oxidation.path_barrier(1.9, float('nan')) == 1.9  # a rolled-back step keeps the pathway's barrier
+    assert oxidation.path_barrier(1.9, 0.7) == 1.9
+    classify = oxidation.classify
+    assert classify(False, False, 0.7, True, 1.0) == 'success'
+    assert classify(False, False, 0.7, True, 1.0, path_before=0.9) == 'success'
+    assert classify(False, False, 0.7, True, 1.0, path_before=1.9) == 'dissociated_above_threshold'
+    assert classify(False, False, 1.2, True, 1.0, path_before=0.3) == 'dissociated_above_threshold'
+    assert classify(False, False, 1.9, False, 1.0, path_before=0.3) == 'moved'
+    assert classify(False, False, float('nan'), True, 1.0) == 'neb_failed'
+    assert classify(False, True, 0.2, True, 1.0) == 'escaped'
+    assert classify(True, False, 0.2, True, 1.0) == 'relax_failed'
+
+
 def test_verified_dissociation_is_a_success_and_evolves_the_environment():
     atoms, agent, unit = _o2_over_si_dimer()
     env = OxidationEnv(atoms, agent, threshold=1.5, settings=FAST)
     observation, info = env.reset(seed=0)
     assert observation['positions'].shape == (98, 3) and list(observation['agent']) == agent
+    start = env.state
     _, reward, terminated, truncated, info = env.step(np.array([0, 0, -1, 1.5, *unit]))
     assert info['outcome'] == 'success', info
     assert terminated and not truncated
     assert info['barrier'] <= 1.5 and info['dissociated']
+    assert info['path_barrier'] == info['barrier'] == info['effective_barrier']  # the first move: its own barrier
     assert reward == pytest.approx(10.0 - 0.1)
+    # the same dissociation reached over an earlier 1.6 eV move: the pathway is too slow, no success bonus
+    move = OxidationAction.from_vector([0, 0, -1, 1.5, *unit], FAST.d_max)
+    slow = oxidation.transition(
+        start, agent, move, env.pes, 1.5, env._verify_seed, oxidation.film_top(atoms, agent), FAST, path_before=1.6
+    )
+    assert slow.outcome == 'dissociated_above_threshold' and slow.terminated and slow.dissociated
+    assert slow.barrier == pytest.approx(info['barrier']) and slow.path_barrier == 1.6
+    assert slow.reward == pytest.approx(-0.1 - 1.0 * max(0.0, slow.barrier - 1.5))
     evidence = info['record'].verification
     assert evidence.oo_distance_after > 2.0 and all(evidence.si_neighbours_after)
     env.evolve(info['record'].atoms, seed=1)

@@ -59,10 +59,11 @@ def test_same_seed_same_episode_in_both_shells(aiida_profile_clean):
         assert mine['action'] == theirs['action']  # canonical actions survive storage exactly
         for key in ('energy_before', 'energy_after', 'reward'):
             assert theirs[key] == stored_float(mine[key], rel=1e-13, abs=1e-12), key
-        if np.isnan(mine['barrier']):
-            assert theirs['barrier'] is None
-        else:
-            assert theirs['barrier'] == stored_float(mine['barrier'], rel=1e-13, abs=1e-12)
+        for key in ('barrier', 'path_barrier'):
+            if np.isnan(mine[key]):
+                assert theirs[key] is None, key
+            else:
+                assert theirs[key] == stored_float(mine[key], rel=1e-13, abs=1e-12), key
     assert stored[0]['energy_before'] == pytest.approx(start_energy, rel=1e-13)
 
     # provenance: one workfunction node per step, each calling its calculation nodes

@@ -45,6 +45,7 @@ __all__ = (
     'fixed_indices',
     'has_escaped',
     'measure_barrier',
+    'path_barrier',
     'random_action',
     'relax_after_move',
     'relax_start',
@@ -112,7 +113,8 @@ class OxidationAction:
 class RewardWeights:
     """Reward terms, each in reward units per the quantity named.
 
-    :param success: bonus for a verified dissociation whose barrier is under the threshold: the goal.
+    :param success: bonus for a verified dissociation whose pathway's highest barrier is under the threshold: the
+        goal.
     :param barrier: penalty per eV a step's barrier exceeds the threshold: steers towards low-barrier paths
         without punishing moves that are already cheap enough.
     :param step: cost per step: prefers short pathways (fewer NEBs).
@@ -167,6 +169,8 @@ class StepRecord:
     :param energy_before: energy of the previous state, eV; ``energy_after`` of the new one (eV).
     :param barrier: forward barrier of the move, eV (``nan`` if none was measured); ``barrier_method`` says
         how (``'prescreen'`` or ``'ci-neb'``).
+    :param path_barrier: highest barrier of the episode's pathway up to and including this move, eV (``nan``
+        while none was measured): the rate-limiting step a success must keep under the threshold.
     """
 
     atoms: Atoms
@@ -183,6 +187,7 @@ class StepRecord:
     dissociated: bool = False
     verification: Verification | None = None
     force_calls: int = 0
+    path_barrier: float = float('nan')
 
     def summary(self) -> dict[str, t.Any]:
         """The scalar fields, JSON-serialisable."""
@@ -195,6 +200,7 @@ class StepRecord:
             'energy_after': self.energy_after,
             'barrier': self.barrier,
             'barrier_method': self.barrier_method,
+            'path_barrier': self.path_barrier,
             'neb_converged': self.neb_converged,
             'oo_distance': self.oo_distance,
             'dissociated': self.dissociated,
@@ -281,8 +287,27 @@ def measure_barrier(initial: Atoms, final: Atoms, pes, threshold: float, setting
     )  # fmt: skip
 
 
-def classify(relax_failed: bool, escaped: bool, barrier_ev: float, dissociated: bool, threshold: float) -> str:
-    """The step's outcome from what the stages found (barrier in eV, threshold in eV)."""
+def path_barrier(before: float, barrier_ev: float) -> float:
+    """Highest barrier (eV) of a pathway whose highest barrier was ``before`` (``nan``: none measured yet) after a
+    step with barrier ``barrier_ev`` (``nan``: none measured)."""
+    measured = [b for b in (before, barrier_ev) if b is not None and np.isfinite(b)]
+    return float(max(measured)) if measured else float('nan')
+
+
+def classify(
+    relax_failed: bool,
+    escaped: bool,
+    barrier_ev: float,
+    dissociated: bool,
+    threshold: float,
+    path_before: float = float('nan'),
+) -> str:
+    """The step's outcome from what the stages found (barrier in eV, threshold in eV).
+
+    A verified dissociation is a ``'success'`` only when the pathway's highest barrier, this move's included
+    (``path_before``: the highest before it, eV), is under the threshold: a pathway is as slow as its slowest
+    step, so a cheap dissociation reached over a high-barrier move is ``'dissociated_above_threshold'``.
+    """
     if relax_failed:
         return 'relax_failed'
     if escaped:
@@ -290,7 +315,7 @@ def classify(relax_failed: bool, escaped: bool, barrier_ev: float, dissociated: 
     if not np.isfinite(barrier_ev):
         return 'neb_failed'
     if dissociated:
-        return 'success' if barrier_ev <= threshold else 'dissociated_above_threshold'
+        return 'success' if path_barrier(path_before, barrier_ev) <= threshold else 'dissociated_above_threshold'
     return 'moved'
 
 
@@ -308,9 +333,11 @@ def conclude(
     dissociated: bool,
     threshold: float,
     weights: RewardWeights,
+    path_before: float = float('nan'),
 ) -> tuple[str, bool, float]:
-    """Stage 5, shared by both shells: (outcome, rolled back?, reward) of a step from ``before`` to ``after``."""
-    outcome = classify(relax_failed, escaped, barrier_ev, dissociated, threshold)
+    """Stage 5, shared by both shells: (outcome, rolled back?, reward) of a step from ``before`` to ``after``;
+    ``path_before`` is the highest barrier (eV) of the pathway before this step (``nan``: none yet)."""
+    outcome = classify(relax_failed, escaped, barrier_ev, dissociated, threshold, path_before)
     rolled_back = outcome in ROLLED_BACK_OUTCOMES
     state = before if rolled_back else after
     descent = float(before.positions[list(agent), 2].mean() - state.positions[list(agent), 2].mean())
@@ -328,11 +355,13 @@ def transition(
     settings: OxidationSettings = OxidationSettings(),
     weights: RewardWeights = RewardWeights(),
     energy_before: float | None = None,
+    path_before: float = float('nan'),
 ) -> StepRecord:
     """One REALIZE step from a relaxed state ``atoms``: move, relax, measure the barrier, verify, reward.
 
     ``threshold`` is the current barrier threshold (eV); ``seed`` drives the verification's perturbation;
-    ``film_top`` is the height (Å) of the film's top atom, for the escape test. With a :class:`PESSpec`
+    ``film_top`` is the height (Å) of the film's top atom, for the escape test; ``path_before`` is the highest
+    barrier (eV) of the pathway so far (``nan``: none). With a :class:`PESSpec`
     every stage builds its own calculator (ReaxFF's charge equilibration starts from the previous call's
     charges, so sharing one would make results depend on history); the provenance shell does the same.
     """
@@ -352,8 +381,9 @@ def transition(
     barrier_ev = band.barrier if band is not None else float('nan')
     dissociated = bool(verification and verification.dissociated)
     outcome, rolled_back, reward = conclude(
-        atoms, relaxed.atoms, agent, bool(relaxed.error), escaped, barrier_ev, dissociated, threshold, weights
-    )
+        atoms, relaxed.atoms, agent, bool(relaxed.error), escaped, barrier_ev, dissociated, threshold, weights,
+        path_before,
+    )  # fmt: skip
     return StepRecord(
         atoms=atoms.copy() if rolled_back else relaxed.atoms,
         action=action,
@@ -369,6 +399,7 @@ def transition(
         dissociated=dissociated,
         verification=verification,
         force_calls=calls,
+        path_barrier=path_barrier(path_before, barrier_ev),
     )
 
 
@@ -549,6 +580,7 @@ class OxidationEnv(gym.Env):
         record = transition(
             self._state, self._agent, move, self.pes, self.threshold, self._verify_seed + self._steps,
             self._film_top, self.settings, self.weights, self._energy,
+            max(self._barriers) if self._barriers else float('nan'),
         )  # fmt: skip
         self._steps += 1
         self._state, self._energy = record.atoms, record.energy_after

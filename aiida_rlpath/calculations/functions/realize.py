@@ -23,6 +23,7 @@ from aiida_rlpath.envs.oxidation import (
     conclude,
     has_escaped,
     measure_barrier,
+    path_barrier,
     random_action,
     relax_after_move,
 )
@@ -224,14 +225,16 @@ def conclude_step(
     barrier: orm.Dict | None = None,
     verification: orm.Dict | None = None,
 ) -> orm.Dict:
-    """The step record: outcome, reward, termination, energies (eV), barrier (eV) — as the plain shell computes."""
+    """The step record: outcome, reward, termination, energies (eV), barrier (eV) and the pathway's highest
+    barrier so far (``path_barrier``, eV; ``previous`` holds the one before) — as the plain shell computes."""
     agent = system['agent']
     barrier_ev = number(barrier['barrier']) if barrier is not None else float('nan')
     dissociated = bool(verification is not None and verification['dissociated'])
     after = final.get_ase()
+    path_before = number(previous.get('path_barrier'))  # the start's record has none: no barrier yet
     outcome, rolled_back, reward = conclude(
         initial.get_ase(), after, agent, moved['error'] is not None, moved['escaped'], barrier_ev, dissociated,
-        threshold.value, RewardWeights(**weights.get_dict()),
+        threshold.value, RewardWeights(**weights.get_dict()), path_before,
     )  # fmt: skip
     energy_before = number(previous['energy_after'] if 'energy_after' in previous.get_dict() else previous['energy'])
     calls = moved['force_calls'] + (barrier['force_calls'] if barrier is not None else 0)
@@ -251,6 +254,7 @@ def conclude_step(
                 'energy_after': energy_before if rolled_back else number(moved['energy']),
                 'barrier': barrier_ev,
                 'barrier_method': barrier['method'] if barrier is not None else None,
+                'path_barrier': path_barrier(path_before, barrier_ev),
                 'neb_converged': bool(barrier is not None and barrier['converged']),
                 'oo_distance': float('nan') if moved['error'] else o2_bond(after, agent).distance,
                 'dissociated': dissociated,
