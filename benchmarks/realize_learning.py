@@ -21,9 +21,10 @@ ratio is at least this; defined when random never succeeds) and the wall times (
     python benchmarks/realize_learning.py                       # the fast protocol (minutes to an hour on 2 cores)
     python benchmarks/realize_learning.py --size tiny --oxide-thickness 0 --cycles 6 --episodes 4
 
-The runs reported against the target (1.3–1.8 h each on one core; benchmarks/README.md):
+The runs reported against the target (benchmarks/README.md; 16 cycles: 49–64 min each on one core, 10 cycles
+before them: 1.3–1.8 h beside other jobs):
 
-    python benchmarks/realize_learning.py --size tiny --cycles 10 --episodes 4 --eval-episodes 48 \
+    python benchmarks/realize_learning.py --size tiny --cycles 16 --episodes 4 --eval-episodes 48 \
         --skip-untrained --seed 0      # and --seed 1
 """
 
