@@ -19,6 +19,8 @@ Prints progress, then as its last line one JSON object with ``rate_rl``, ``rate_
 ``rate_rl_upper_cut`` (the RL rate had every path cut at ``--max-steps`` reached the target), and the classical
 baseline on the same flux run: ``rate_shooting`` ± ``rate_shooting_err`` from ``--shooting-paths`` undriven paths
 (transition interface sampling with one interface), ``force_evals_shooting`` and ``speedup_vs_shooting``.
+``--jobs 2`` runs brute force in a second process beside the RL sampler (same seeds, same results, the wall time
+of the slower of the two on two cores).
 
     python benchmarks/langevin_rates.py --beta 6 --from C0 --to C3          # ~10 min on one core
     python benchmarks/langevin_rates.py --beta 8 --from C0 --to C3 --paths 200 --production-paths 500 \
@@ -28,7 +30,9 @@ baseline on the same flux run: ``rate_shooting`` ± ``rate_shooting_err`` from `
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
+import multiprocessing
 import time
 
 import numpy as np
@@ -36,6 +40,14 @@ import torch
 
 from aiida_rlpath.envs.langevin import TransitionProblem, brute_force, shoot
 from aiida_rlpath.rl.algos.value_is import SamplerSettings, estimate_rate
+
+
+def _timed_brute_force(problem, walkers, steps, seed, threads):
+    """brute_force and its wall time (s); a module-level function so that a spawned process can run it."""
+    torch.set_num_threads(threads)
+    clock = time.perf_counter()
+    result = brute_force(problem, walkers, steps, seed)
+    return result, time.perf_counter() - clock
 
 
 def main():
@@ -60,6 +72,10 @@ def main():
     parser.add_argument('--max-steps', type=int, default=30_000, help='per path (a cut path counts as a failure)')
     parser.add_argument('--shooting-paths', type=int, default=2000, help='undriven flux × shooting baseline (0: skip)')
     parser.add_argument('--threads', type=int, default=1, help='torch threads')
+    parser.add_argument(
+        '--jobs', type=int, choices=(1, 2), default=1,
+        help='2: run brute force in a second process alongside the RL sampler (force evaluations unchanged)',
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -70,6 +86,11 @@ def main():
         replay=args.replay, td_lambda=args.td_lambda, ratio_cap=args.ratio_cap, max_bias=args.max_bias,
     )  # fmt: skip
     print(f'problem {problem}\nsampler {settings}', flush=True)
+
+    bf_job = None
+    if args.jobs == 2:  # spawn: a fresh interpreter, no torch state forked from this one
+        pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'))
+        bf_job = pool.submit(_timed_brute_force, problem, args.bf_walkers, args.bf_steps, args.seed + 1, args.threads)
 
     clock = time.perf_counter()
 
@@ -88,9 +109,11 @@ def main():
     print(f'RL: k = {rl["rate"]:.4e} ± {rl["rate_err"]:.1e} 1/τ (flux {rl["flux"]:.3f}, P {rl["probability"]:.3e} '
           f'± {rl["probability_err"]:.1e}), {rl["force_evals"]} force evals, {rl_s:.0f} s', flush=True)  # fmt: skip
 
-    clock = time.perf_counter()
-    bf = brute_force(problem, args.bf_walkers, args.bf_steps, args.seed + 1)
-    bf_s = time.perf_counter() - clock
+    if bf_job is not None:
+        bf, bf_s = bf_job.result()
+        pool.shutdown()
+    else:
+        bf, bf_s = _timed_brute_force(problem, args.bf_walkers, args.bf_steps, args.seed + 1, args.threads)
     print(f'brute force: k = {bf.rate:.4e} ± {bf.rate_err:.1e} 1/τ from {bf.events} events in {bf.time:.0f} τ, '
           f'{bf.force_evals} force evals, {bf_s:.0f} s', flush=True)  # fmt: skip
 
