@@ -87,10 +87,11 @@ def main():
     )  # fmt: skip
     print(f'problem {problem}\nsampler {settings}', flush=True)
 
+    bf_args = (problem, args.bf_walkers, args.bf_steps, args.seed + 1, args.threads)
     bf_job = None
     if args.jobs == 2:  # spawn: a fresh interpreter, no torch state forked from this one
         pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'))
-        bf_job = pool.submit(_timed_brute_force, problem, args.bf_walkers, args.bf_steps, args.seed + 1, args.threads)
+        bf_job = pool.submit(_timed_brute_force, *bf_args)
 
     clock = time.perf_counter()
 
@@ -113,7 +114,7 @@ def main():
         bf, bf_s = bf_job.result()
         pool.shutdown()
     else:
-        bf, bf_s = _timed_brute_force(problem, args.bf_walkers, args.bf_steps, args.seed + 1, args.threads)
+        bf, bf_s = _timed_brute_force(*bf_args)
     print(f'brute force: k = {bf.rate:.4e} ± {bf.rate_err:.1e} 1/τ from {bf.events} events in {bf.time:.0f} τ, '
           f'{bf.force_evals} force evals, {bf_s:.0f} s', flush=True)  # fmt: skip
 
